@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT
+// Reactor: one io_uring event loop per thread that runs coroutines, timers and I/O.
+#pragma once
+
+#include <ringwork/io/operation.hpp>
+#include <ringwork/runtime/scheduler.hpp>
+#include <ringwork/runtime/stop_token.hpp>
+#include <ringwork/runtime/task.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+
+namespace ringwork::io {
+
+using Clock = std::chrono::steady_clock;
+
+/// \brief How the ring is set up; `automatic` takes the best the kernel offers.
+enum class SetupMode : std::uint8_t {
+    automatic,     ///< defer_taskrun, else coop_taskrun, else plain
+    defer_taskrun, ///< IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN (kernel 6.1+)
+    coop_taskrun,  ///< IORING_SETUP_COOP_TASKRUN | TASKRUN_FLAG (5.19+)
+    plain,         ///< no setup flags (any io_uring kernel)
+};
+
+/// \brief Reactor construction options. `RINGWORK_IO_URING_SETUP=defer|coop|plain` and
+/// `RINGWORK_IO_URING_DISABLE=multishot_accept,multishot_recv,buffer_ring` override them, so
+/// tests can force each fallback path on a new kernel.
+struct ReactorOptions {
+    unsigned sq_entries = 1024;   ///< submission queue size (power of two)
+    unsigned cq_entries = 16384;  ///< completion queue size: size it for the connection count
+    SetupMode setup = SetupMode::automatic;
+    bool multishot_accept = true; ///< else one-shot accept re-armed per connection
+    bool multishot_recv = true;   ///< else one-shot recv (with buffer select when available)
+    bool buffer_ring = true;      ///< else each recv goes into a buffer of its own (spare pool)
+    unsigned buffer_count = 1024; ///< provided buffers in the ring (power of two, <= 32768)
+    unsigned buffer_size = 4096;  ///< bytes per provided buffer
+    bool apply_environment = true;///< honour the RINGWORK_IO_URING_* variables
+};
+
+/// \brief What the ring actually got (logged once, queried by tests).
+struct ReactorFeatures {
+    SetupMode setup = SetupMode::plain; ///< the setup mode obtained
+    bool ext_arg = false;               ///< timed waits without a timeout SQE (5.11+)
+    bool multishot_accept = false;
+    bool multishot_recv = false;
+    bool buffer_ring = false;
+    bool msg_ring = false;
+    unsigned sq_entries = 0;
+    unsigned cq_entries = 0;
+    [[nodiscard]] std::string describe() const;
+};
+
+/// \brief Counters of one reactor; read on its thread (or after it stopped).
+struct ReactorStats {
+    std::uint64_t loop_iterations = 0;
+    std::uint64_t submit_calls = 0;       ///< io_uring_enter calls made by the loop
+    std::uint64_t sqes_submitted = 0;
+    std::uint64_t completions = 0;        ///< CQEs reaped
+    std::uint64_t cq_overflows = 0;       ///< times the kernel reported CQ overflow
+    std::uint64_t sq_full_flushes = 0;    ///< SQ was full: submitted early to make room
+    std::uint64_t resumed = 0;            ///< coroutines resumed from the ready queue
+    std::uint64_t timers_fired = 0;
+    std::uint64_t buffer_ring_exhausted = 0; ///< multishot recv ended with -ENOBUFS
+    std::uint64_t multishot_rearms = 0;
+    std::uint64_t buffers_leased = 0;     ///< provided buffers handed out
+    std::uint64_t spare_buffer_allocs = 0;///< heap allocations of fallback recv buffers
+    std::uint64_t remote_posts = 0;       ///< cross-thread work items run
+    std::uint64_t detached_spawned = 0;
+    std::uint64_t detached_failed = 0;    ///< detached tasks that ended with an exception
+};
+
+/// \brief Thrown when io_uring cannot be set up (ENOSYS, EPERM under seccomp or
+/// kernel.io_uring_disabled, missing opcodes); what() names the cause and the fix.
+class IoUringUnavailable : public std::system_error {
+public:
+    IoUringUnavailable(int err, const std::string& what)
+        : std::system_error(err, std::generic_category(), what) {}
+};
+
+namespace detail {
+class ReactorImpl;
+}
+
+/// \brief One io_uring event loop; create it on the thread that runs it.
+///
+/// Thread affinity: everything except stop() and post() is reactor-thread only. A loop pass
+/// submits every prepared SQE with one io_uring_enter (waiting for at least one completion or
+/// the nearest timer), reaps completions in bulk, queues the coroutines they wake, advances
+/// the timer wheel and runs the ready queue.
+class Reactor {
+public:
+    explicit Reactor(ReactorOptions options = {});
+    ~Reactor();
+    Reactor(const Reactor&) = delete;
+    Reactor& operator=(const Reactor&) = delete;
+
+    /// \brief The reactor running on the calling thread, or null.
+    [[nodiscard]] static Reactor* current() noexcept;
+
+    /// \brief Run `task` to completion on this reactor and return its result (tests, main).
+    ///
+    /// Detached tasks spawned meanwhile keep running only while the loop runs; run() or
+    /// another run_until_complete() continues them.
+    template <class T>
+    T run_until_complete(runtime::Task<T> task);
+
+    /// \brief Run the loop until stop() was called and every detached task has finished.
+    void run();
+    /// \brief Request a graceful stop: the reactor's stop token fires (every operation that
+    /// observes it is cancelled) and run() returns once detached tasks are done. Thread-safe.
+    void stop() noexcept;
+    [[nodiscard]] runtime::StopToken stop_token() noexcept;
+    [[nodiscard]] bool stopping() const noexcept;
+
+    /// \brief Run `work` on this reactor's thread soon. Thread-safe, allocation-free.
+    void post(RemoteWork* work) noexcept;
+
+    /// \brief Start `task` detached: the reactor owns it, run() waits for it, it observes the
+    /// reactor's stop token. Exception policy: an escaping exception is logged to stderr and
+    /// counted in stats().detached_failed; the reactor keeps running.
+    void spawn(runtime::Task<> task);
+
+    /// \brief Monotonic time cached at the start of this loop pass (no syscall).
+    [[nodiscard]] Clock::time_point now() const noexcept;
+    [[nodiscard]] const ReactorFeatures& features() const noexcept;
+    [[nodiscard]] ReactorStats stats() const noexcept;
+    [[nodiscard]] std::size_t detached_count() const noexcept;
+
+    /// \brief Run one loop pass; `wait` allows blocking until work arrives. For drivers.
+    void run_once(bool wait);
+
+    detail::ReactorImpl& impl() noexcept { return *impl_; }
+
+private:
+    std::unique_ptr<detail::ReactorImpl> impl_;
+};
+
+/// \brief Start `task` detached on the calling thread's reactor (see Reactor::spawn).
+void spawn(runtime::Task<> task);
+
+namespace detail {
+
+template <class T>
+struct RootResult {
+    // References are kept as pointers, void as a flag byte.
+    using Stored = std::conditional_t<std::is_void_v<T>, char,
+                                      std::conditional_t<std::is_reference_v<T>, std::remove_reference_t<T>*, T>>;
+    std::optional<Stored> value;
+    std::exception_ptr error;
+    bool done = false;
+};
+
+template <class T>
+runtime::Task<> run_root(runtime::Task<T> task, RootResult<T>* out) {
+    try {
+        if constexpr (std::is_void_v<T>) {
+            co_await std::move(task);
+            out->value.emplace('\0');
+        } else if constexpr (std::is_reference_v<T>) {
+            out->value.emplace(&(co_await std::move(task)));
+        } else {
+            out->value.emplace(co_await std::move(task));
+        }
+    } catch (...) {
+        out->error = std::current_exception();
+    }
+    out->done = true;
+}
+
+void drive_root(Reactor& reactor, std::coroutine_handle<> root, const bool& done);
+
+} // namespace detail
+
+template <class T>
+T Reactor::run_until_complete(runtime::Task<T> task) {
+    detail::RootResult<T> result;
+    runtime::Task<> root = detail::run_root(std::move(task), &result);
+    detail::drive_root(*this, root.handle(), result.done);
+    if (result.error) {
+        std::rethrow_exception(result.error);
+    }
+    if constexpr (std::is_reference_v<T>) {
+        return **result.value;
+    } else if constexpr (!std::is_void_v<T>) {
+        return std::move(*result.value);
+    }
+}
+
+/// \brief Run `task` on the calling thread's reactor, creating a temporary one if none runs.
+template <class T>
+T sync_wait(runtime::Task<T> task) {
+    if (Reactor* r = Reactor::current()) {
+        return r->run_until_complete(std::move(task));
+    }
+    Reactor reactor;
+    return reactor.run_until_complete(std::move(task));
+}
+
+} // namespace ringwork::io

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: MIT
+// Umbrella header for applications: the runtime and the io layer, names lifted into ringwork::.
+#pragma once
+
+#include <ringwork/io/buffer.hpp>
+#include <ringwork/io/error.hpp>
+#include <ringwork/io/reactor.hpp>
+#include <ringwork/io/runtime.hpp>
+#include <ringwork/io/socket.hpp>
+#include <ringwork/io/timer.hpp>
+#include <ringwork/runtime/frame_pool.hpp>
+#include <ringwork/runtime/result.hpp>
+#include <ringwork/runtime/scheduler.hpp>
+#include <ringwork/runtime/stop_token.hpp>
+#include <ringwork/runtime/task.hpp>
+
+namespace ringwork {
+using io::offload;
+using io::Reactor;
+using io::Runtime;
+using io::sleep_for;
+using io::sleep_until;
+using io::spawn;
+using io::submit_to;
+using io::sync_wait;
+using runtime::Result;
+using runtime::StopSource;
+using runtime::StopToken;
+using runtime::Task;
+} // namespace ringwork

@@ -1,0 +1,628 @@
+// SPDX-License-Identifier: MIT
+// Kernel operations: one-shot IoOp, Listener (multishot accept), Socket (multishot recv).
+#include <ringwork/io/socket.hpp>
+
+#include "io/reactor_impl.hpp"
+
+#include <fmt/format.h>
+
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <cassert>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+namespace ringwork::io {
+
+// ---------------------------------------------------------------------------------------------
+// SocketAddress
+
+Result<SocketAddress> SocketAddress::parse(std::string_view text) {
+    const auto invalid = std::make_error_code(std::errc::invalid_argument);
+    std::string_view host;
+    std::string_view port_text;
+    if (!text.empty() && text.front() == '[') {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+            return invalid;
+        }
+        host = text.substr(1, close - 1);
+        port_text = text.substr(close + 2);
+    } else {
+        const auto colon = text.rfind(':');
+        if (colon == std::string_view::npos) {
+            return invalid;
+        }
+        host = text.substr(0, colon);
+        port_text = text.substr(colon + 1);
+    }
+    unsigned port = 0;
+    const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (ec != std::errc{} || end != port_text.data() + port_text.size() || port > 65535 || port_text.empty()) {
+        return invalid;
+    }
+    const std::string host_z(host);
+    SocketAddress a;
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&a.storage);  // NOLINT: sockaddr API
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.storage); // NOLINT: sockaddr API
+    if (::inet_pton(AF_INET, host_z.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(static_cast<std::uint16_t>(port));
+        a.length = sizeof(sockaddr_in);
+        return a;
+    }
+    a.storage = {};
+    if (::inet_pton(AF_INET6, host_z.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(static_cast<std::uint16_t>(port));
+        a.length = sizeof(sockaddr_in6);
+        return a;
+    }
+    return invalid;
+}
+
+SocketAddress SocketAddress::ipv4(std::uint32_t host_order_addr, std::uint16_t port) {
+    SocketAddress a;
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&a.storage); // NOLINT: sockaddr API
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    v4->sin_addr.s_addr = htonl(host_order_addr);
+    a.length = sizeof(sockaddr_in);
+    return a;
+}
+
+std::uint16_t SocketAddress::port() const noexcept {
+    if (storage.ss_family == AF_INET) {
+        return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port); // NOLINT
+    }
+    if (storage.ss_family == AF_INET6) {
+        return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port); // NOLINT
+    }
+    return 0;
+}
+
+std::string SocketAddress::to_string() const {
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (storage.ss_family == AF_INET) {
+        ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr, buf, sizeof buf); // NOLINT
+        return fmt::format("{}:{}", buf, port());
+    }
+    if (storage.ss_family == AF_INET6) {
+        ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, buf, sizeof buf); // NOLINT
+        return fmt::format("[{}]:{}", buf, port());
+    }
+    return "(unknown address)";
+}
+
+// ---------------------------------------------------------------------------------------------
+// IoOp
+
+namespace detail {
+
+bool IoOp::start(std::coroutine_handle<> h, runtime::StopToken token,
+                 runtime::detail::PromiseBase* promise) noexcept {
+    if (token.stop_requested()) {
+        res_ = -ECANCELED;
+        return false; // resume at once, nothing submitted
+    }
+    waiter_ = h;
+    promise_ = promise;
+    if (promise_ != nullptr) {
+        promise_->op_started();
+    }
+    submit();
+    stop_.arm(token, &on_stop, this);
+    return true;
+}
+
+void IoOp::submit() noexcept {
+    ReactorImpl& r = current_impl();
+    io_uring_sqe* s = r.sqe_for(this);
+    auto* bytes = static_cast<char*>(addr_);
+    switch (kind_) {
+    case Kind::nop:
+        io_uring_prep_nop(s);
+        break;
+    case Kind::recv:
+        io_uring_prep_recv(s, fd_, addr_, len_, arg_);
+        break;
+    case Kind::send:
+        io_uring_prep_send(s, fd_, bytes + done_, len_ - done_, arg_);
+        break;
+    case Kind::sendmsg:
+        io_uring_prep_sendmsg(s, fd_, static_cast<msghdr*>(addr_), static_cast<unsigned>(arg_));
+        break;
+    case Kind::accept:
+        io_uring_prep_accept(s, fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        break;
+    case Kind::connect:
+        io_uring_prep_connect(s, fd_, static_cast<sockaddr*>(addr_), static_cast<socklen_t>(len_));
+        break;
+    case Kind::close:
+        io_uring_prep_close(s, fd_);
+        break;
+    case Kind::read:
+        io_uring_prep_read(s, fd_, addr_, static_cast<unsigned>(len_), offset_);
+        break;
+    case Kind::write:
+        io_uring_prep_write(s, fd_, bytes + done_, static_cast<unsigned>(len_ - done_),
+                            offset_ == static_cast<std::uint64_t>(-1) ? offset_ : offset_ + done_);
+        break;
+    case Kind::poll:
+        io_uring_prep_poll_add(s, fd_, static_cast<unsigned>(arg_));
+        break;
+    case Kind::shutdown:
+        io_uring_prep_shutdown(s, fd_, arg_);
+        break;
+    }
+}
+
+/// For the full-write kinds: account `res` bytes; true when more remain to be sent.
+bool IoOp::advance_partial(int res) noexcept {
+    done_ += static_cast<std::size_t>(res);
+    if (kind_ == Kind::send || kind_ == Kind::write) {
+        return done_ < len_;
+    }
+    // sendmsg: advance the iovec array in place.
+    auto* msg = static_cast<msghdr*>(addr_);
+    auto left = static_cast<std::size_t>(res);
+    while (msg->msg_iovlen > 0 && left >= msg->msg_iov->iov_len) {
+        left -= msg->msg_iov->iov_len;
+        ++msg->msg_iov;
+        --msg->msg_iovlen;
+    }
+    if (msg->msg_iovlen > 0) {
+        msg->msg_iov->iov_base = static_cast<char*>(msg->msg_iov->iov_base) + left;
+        msg->msg_iov->iov_len -= left;
+    }
+    return msg->msg_iovlen > 0;
+}
+
+void IoOp::on_complete(Operation* self, int res, std::uint32_t /*flags*/) noexcept {
+    auto* op = static_cast<IoOp*>(self);
+    const bool full_write = op->kind_ == Kind::send || op->kind_ == Kind::sendmsg || op->kind_ == Kind::write;
+    if (full_write) {
+        if (res > 0) {
+            const bool more = op->advance_partial(res);
+            if (more && !op->cancel_requested_) {
+                op->submit(); // partial write: continue without resuming the coroutine
+                return;
+            }
+            res = more ? -ECANCELED : 0;
+        } else if (res == 0) {
+            const bool all = op->kind_ == Kind::sendmsg ? static_cast<msghdr*>(op->addr_)->msg_iovlen == 0
+                                                        : op->done_ >= op->len_;
+            res = all ? 0 : -EIO; // the peer or file took nothing more
+        }
+    } else if (res >= 0) {
+        op->done_ = static_cast<std::size_t>(res);
+    }
+    op->res_ = res;
+    op->stop_.disarm();
+    if (op->promise_ != nullptr) {
+        op->promise_->op_finished();
+    }
+    current_impl().schedule(op->waiter_);
+}
+
+void IoOp::on_stop(void* self) noexcept {
+    auto* op = static_cast<IoOp*>(self);
+    if (!op->cancel_requested_) {
+        op->cancel_requested_ = true;
+        current_impl().cancel(op);
+    }
+}
+
+} // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Listener
+
+Listener Listener::bind(const SocketAddress& address, ListenOptions options) {
+    const int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        throw std::system_error(errno, std::generic_category(), "socket()");
+    }
+    Listener listener(fd);
+    const int one = 1;
+    auto set = [&](int level, int name, bool on, const char* what) {
+        if (on && ::setsockopt(fd, level, name, &one, sizeof one) != 0) {
+            throw std::system_error(errno, std::generic_category(),
+                                    fmt::format("setsockopt({}) on {}", what, address.to_string()));
+        }
+    };
+    set(SOL_SOCKET, SO_REUSEADDR, options.reuse_address, "SO_REUSEADDR");
+    set(SOL_SOCKET, SO_REUSEPORT, options.reuse_port, "SO_REUSEPORT");
+    set(IPPROTO_TCP, TCP_NODELAY, options.no_delay, "TCP_NODELAY");
+    if (::bind(fd, address.data(), address.length) != 0) {
+        throw std::system_error(errno, std::generic_category(), fmt::format("bind {}", address.to_string()));
+    }
+    if (::listen(fd, options.backlog) != 0) {
+        throw std::system_error(errno, std::generic_category(), fmt::format("listen {}", address.to_string()));
+    }
+    return listener;
+}
+
+Listener::Listener(Listener&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {
+    assert(!other.armed_ && other.waiter_ == nullptr && "moving a Listener with an armed accept");
+    queue_ = std::move(other.queue_);
+    head_ = std::exchange(other.head_, 0);
+}
+
+Listener& Listener::operator=(Listener&& other) noexcept {
+    if (this != &other) {
+        assert(!armed_ && !other.armed_);
+        Listener tmp(std::move(other));
+        std::swap(fd_, tmp.fd_);
+        std::swap(queue_, tmp.queue_);
+        std::swap(head_, tmp.head_);
+    }
+    return *this;
+}
+
+Listener::~Listener() {
+    assert(!armed_ && "destroying a Listener with an armed accept: co_await close() first");
+    for (std::size_t i = head_; i < queue_.size(); ++i) {
+        if (queue_[i] >= 0) {
+            ::close(queue_[i]);
+        }
+    }
+    if (fd_ >= 0) {
+        ::close(fd_);
+    }
+}
+
+SocketAddress Listener::local_address() const {
+    SocketAddress a;
+    a.length = sizeof(a.storage);
+    if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&a.storage), &a.length) != 0) { // NOLINT
+        throw std::system_error(errno, std::generic_category(), "getsockname");
+    }
+    return a;
+}
+
+void Listener::arm() noexcept {
+    detail::ReactorImpl& r = detail::current_impl();
+    io_uring_sqe* s = r.sqe_for(&op_);
+    multishot_ = r.features().multishot_accept;
+    if (multishot_) {
+        io_uring_prep_multishot_accept(s, fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (armed_once_) {
+            ++r.stats().multishot_rearms;
+        }
+    } else {
+        io_uring_prep_accept(s, fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    }
+    armed_once_ = true;
+    armed_ = true;
+}
+
+void Listener::wake() noexcept {
+    if (waiter_) {
+        detail::current_impl().schedule(std::exchange(waiter_, nullptr));
+    }
+}
+
+void Listener::on_complete(Operation* op, int res, std::uint32_t flags) noexcept {
+    Listener* self = static_cast<AcceptOp*>(op)->listener;
+    if (!self->multishot_ || (flags & IORING_CQE_F_MORE) == 0) {
+        self->armed_ = false;
+    }
+    if (res == -ECANCELED && self->closing_) {
+        // the final completion of a cancelled accept: nothing to deliver
+    } else if (self->closing_ && res >= 0) {
+        ::close(res);
+    } else {
+        if (self->head_ == self->queue_.size()) {
+            self->queue_.clear();
+            self->head_ = 0;
+        }
+        self->queue_.push_back(res); // capacity kept across clears: steady state does not allocate
+        self->wake();
+    }
+    if (!self->armed_ && self->close_waiter_) {
+        detail::current_impl().schedule(std::exchange(self->close_waiter_, nullptr));
+    }
+}
+
+bool Listener::AcceptAwaiter::await_ready() const noexcept {
+    return listener_->head_ < listener_->queue_.size() || listener_->fd_ < 0;
+}
+
+void Listener::AcceptAwaiter::suspend(std::coroutine_handle<> h, runtime::StopToken token) {
+    assert(listener_->waiter_ == nullptr && "only one coroutine may await accept()");
+    listener_->waiter_ = h;
+    if (!listener_->armed_ && !listener_->closing_) {
+        listener_->arm();
+    }
+    stop_.arm(token, &on_stop, this);
+}
+
+void Listener::AcceptAwaiter::on_stop(void* self) noexcept {
+    // The accept stays armed (the listener owns it); only this waiter gives up.
+    static_cast<AcceptAwaiter*>(self)->listener_->wake();
+}
+
+Result<Socket> Listener::AcceptAwaiter::await_resume() {
+    stop_.disarm();
+    Listener& l = *listener_;
+    if (l.head_ == l.queue_.size()) {
+        return std::make_error_code(l.fd_ < 0 ? std::errc::bad_file_descriptor : std::errc::operation_canceled);
+    }
+    const int res = l.queue_[l.head_++];
+    if (res < 0) {
+        return make_error(res);
+    }
+    return Socket(res);
+}
+
+runtime::Task<> Listener::close() {
+    if (fd_ < 0) {
+        co_return;
+    }
+    closing_ = true;
+    detail::ReactorImpl& r = detail::current_impl();
+    if (armed_) {
+        r.cancel(&op_);
+        struct WaitDisarmed {
+            Listener* l;
+            bool await_ready() const noexcept { return !l->armed_; }
+            void await_suspend(std::coroutine_handle<> h) noexcept { l->close_waiter_ = h; }
+            void await_resume() const noexcept {}
+        };
+        co_await WaitDisarmed{this};
+    }
+    // Connections accepted but never handed out are closed; a waiter learns the listener is gone.
+    for (std::size_t i = head_; i < queue_.size(); ++i) {
+        if (queue_[i] >= 0) {
+            ::close(queue_[i]);
+        }
+    }
+    queue_.clear();
+    head_ = 0;
+    const int fd = std::exchange(fd_, -1);
+    wake();
+    (void)co_await CloseFd(fd);
+    closing_ = false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Socket
+
+Socket::Socket(Socket&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {
+    assert(!other.armed_ && other.waiter_ == nullptr && "moving a Socket with an armed recv");
+    head_ = std::exchange(other.head_, 0);
+    count_ = std::exchange(other.count_, 0);
+    slots_ = other.slots_;
+    overflow_ = std::move(other.overflow_);
+    no_buffers_ = other.no_buffers_;
+}
+
+Socket& Socket::operator=(Socket&& other) noexcept {
+    if (this != &other) {
+        Socket tmp(std::move(other));
+        assert(!armed_);
+        std::swap(fd_, tmp.fd_);
+        std::swap(head_, tmp.head_);
+        std::swap(count_, tmp.count_);
+        std::swap(slots_, tmp.slots_);
+        std::swap(overflow_, tmp.overflow_);
+        std::swap(no_buffers_, tmp.no_buffers_);
+    }
+    return *this;
+}
+
+Socket::~Socket() {
+    assert(!armed_ && "destroying a Socket with an armed recv: co_await close() first");
+    if (count_ != 0) {
+        drop_queued();
+    }
+    if (fd_ >= 0) {
+        ::close(fd_);
+    }
+}
+
+int Socket::release() noexcept {
+    assert(!armed_);
+    drop_queued();
+    return std::exchange(fd_, -1);
+}
+
+runtime::Task<Result<Socket>> Socket::connect(SocketAddress address) {
+    const int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        co_return std::error_code(errno, std::system_category());
+    }
+    Socket s(fd);
+    const int one = 1;
+    if (address.family() != AF_UNIX) {
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    if (Result<void> r = co_await Connect(fd, address); !r) {
+        co_return r.error();
+    }
+    co_return std::move(s);
+}
+
+void Socket::push(const Slot& slot) noexcept {
+    if (count_ < slots_.size() && overflow_.empty()) {
+        slots_[(head_ + count_) % slots_.size()] = slot;
+        ++count_;
+        return;
+    }
+    // More completions landed than a pause allows (they were in flight before the cancel).
+    overflow_.push_back(slot); // NOLINT: rare path, documented allocation
+}
+
+Socket::Slot Socket::pop() noexcept {
+    assert(count_ > 0);
+    Slot s = slots_[head_];
+    head_ = static_cast<std::uint8_t>((head_ + 1) % slots_.size());
+    --count_;
+    if (!overflow_.empty()) {
+        slots_[(head_ + count_) % slots_.size()] = overflow_.front();
+        ++count_;
+        overflow_.erase(overflow_.begin());
+    }
+    return s;
+}
+
+void Socket::drop_queued() noexcept {
+    detail::ReactorImpl* r = Reactor::current() != nullptr ? &detail::current_impl() : nullptr;
+    while (count_ > 0) {
+        Slot s = pop();
+        if (r == nullptr) {
+            continue;
+        }
+        if (s.kind == 0 && r->buffer_ring() != nullptr) {
+            BufferLease drop = r->buffer_ring()->lease(s.id, 0);
+        } else if (s.kind == 1) {
+            r->spare().give_back(s.base);
+        }
+    }
+}
+
+void Socket::wake() noexcept {
+    if (waiter_) {
+        detail::current_impl().schedule(std::exchange(waiter_, nullptr));
+    }
+}
+
+void Socket::arm_recv() noexcept {
+    detail::ReactorImpl& r = detail::current_impl();
+    detail::BufferRing* ring = r.buffer_ring();
+    io_uring_sqe* s = r.sqe_for(&op_);
+    const bool use_ring = ring != nullptr && !no_buffers_ && ring->available() > 0;
+    if (use_ring && r.features().multishot_recv) {
+        io_uring_prep_recv_multishot(s, fd_, nullptr, 0, 0);
+        s->flags |= IOSQE_BUFFER_SELECT;
+        s->buf_group = ring->group();
+        multishot_ = true;
+        ++r.stats().multishot_rearms;
+    } else if (use_ring) {
+        io_uring_prep_recv(s, fd_, nullptr, 0, 0);
+        s->flags |= IOSQE_BUFFER_SELECT;
+        s->buf_group = ring->group();
+        multishot_ = false;
+    } else {
+        // No ring, or it ran dry: a one-shot recv into a spare buffer of its own.
+        spare_ = r.spare().take();
+        io_uring_prep_recv(s, fd_, spare_, r.spare().buffer_size(), 0);
+        multishot_ = false;
+        no_buffers_ = false; // try the ring again next time
+    }
+    armed_ = true;
+    paused_ = false;
+}
+
+void Socket::on_recv(Operation* op, int res, std::uint32_t flags) noexcept {
+    Socket* self = static_cast<RecvOp*>(op)->socket;
+    detail::ReactorImpl& r = detail::current_impl();
+    const bool more = self->multishot_ && (flags & IORING_CQE_F_MORE) != 0;
+    if (!more) {
+        self->armed_ = false;
+    }
+    char* spare = std::exchange(self->spare_, more ? self->spare_ : nullptr);
+    if ((flags & IORING_CQE_F_BUFFER) != 0) {
+        const auto id = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+        if (res > 0) {
+            ++r.stats().buffers_leased;
+            self->push(Slot{nullptr, static_cast<std::uint32_t>(res), 0, id, 0});
+        } else {
+            BufferLease unused = r.buffer_ring()->lease(id, 0); // back to the ring at once
+        }
+    } else if (spare != nullptr) {
+        if (res > 0) {
+            self->push(Slot{spare, static_cast<std::uint32_t>(res), 1, 0, 0});
+        } else {
+            r.spare().give_back(spare);
+        }
+    }
+    if (res == 0) {
+        self->push(Slot{nullptr, 0, 2, 0, 0});
+    } else if (res == -ENOBUFS) {
+        ++r.stats().buffer_ring_exhausted;
+        self->no_buffers_ = true; // next arm uses a spare buffer instead of spinning on the ring
+    } else if (res == -ECANCELED && (self->paused_ || self->closing_)) {
+        // our own pause or close: not an error for the reader
+    } else if (res < 0) {
+        self->push(Slot{nullptr, 0, 3, 0, -res});
+    }
+    if (self->armed_ && self->multishot_ && !self->paused_ && self->count_ >= kMaxQueued) {
+        self->paused_ = true; // the reader is behind: stop taking ring buffers for this socket
+        r.cancel(&self->op_);
+    }
+    if (self->count_ > 0) {
+        self->wake();
+    } else if (!self->armed_ && self->waiter_ && !self->closing_) {
+        self->arm_recv(); // ended without data (-ENOBUFS, paused): the waiter still wants bytes
+    }
+    if (!self->armed_ && self->close_waiter_) {
+        r.schedule(std::exchange(self->close_waiter_, nullptr));
+    }
+}
+
+bool Socket::RecvAwaiter::await_ready() const noexcept { return socket_->count_ > 0 || socket_->fd_ < 0; }
+
+void Socket::RecvAwaiter::suspend(std::coroutine_handle<> h, runtime::StopToken token) {
+    assert(socket_->waiter_ == nullptr && "only one coroutine may await recv()");
+    socket_->waiter_ = h;
+    if (!socket_->armed_) {
+        socket_->arm_recv();
+    }
+    stop_.arm(token, &on_stop, this);
+}
+
+void Socket::RecvAwaiter::on_stop(void* self) noexcept {
+    // The recv stays armed (the socket owns it); the waiter resumes with operation_canceled.
+    static_cast<RecvAwaiter*>(self)->socket_->wake();
+}
+
+Result<BufferLease> Socket::RecvAwaiter::await_resume() {
+    stop_.disarm();
+    Socket& s = *socket_;
+    if (s.count_ == 0) {
+        return std::make_error_code(s.fd_ < 0 ? std::errc::bad_file_descriptor : std::errc::operation_canceled);
+    }
+    const Slot slot = s.pop();
+    detail::ReactorImpl& r = detail::current_impl();
+    switch (slot.kind) {
+    case 0:
+        return r.buffer_ring()->lease(slot.id, slot.len);
+    case 1:
+        return r.spare().lease(slot.base, slot.len);
+    case 2:
+        s.push(slot); // end of stream is sticky: every later recv sees it too
+        return BufferLease{};
+    default:
+        return std::error_code(slot.err, std::system_category());
+    }
+}
+
+runtime::Task<> Socket::close() {
+    if (fd_ < 0) {
+        co_return;
+    }
+    closing_ = true;
+    detail::ReactorImpl& r = detail::current_impl();
+    r.cancel_fd(fd_); // every operation on the descriptor, ours and other coroutines'
+    if (armed_) {
+        struct WaitDisarmed {
+            Socket* s;
+            bool await_ready() const noexcept { return !s->armed_; }
+            void await_suspend(std::coroutine_handle<> h) noexcept { s->close_waiter_ = h; }
+            void await_resume() const noexcept {}
+        };
+        co_await WaitDisarmed{this};
+    }
+    drop_queued();
+    const int fd = std::exchange(fd_, -1);
+    wake();
+    (void)co_await CloseFd(fd);
+    closing_ = false;
+}
+
+} // namespace ringwork::io

@@ -11,7 +11,7 @@ cd "$ROOT"
 DEPS=(
     meson ninja-build pkg-config cmake g++ clang libclang-rt-14-dev
     liburing-dev libfmt-dev nlohmann-json3-dev doctest-dev
-    python3 curl wrk
+    python3 curl wrk libhttp-parser-dev
 )
 
 # Build directories of the test matrix: name, extra environment, Meson options.

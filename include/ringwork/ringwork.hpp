@@ -11,7 +11,10 @@
 #include <ringwork/runtime/frame_pool.hpp>
 #include <ringwork/runtime/result.hpp>
 #include <ringwork/runtime/scheduler.hpp>
+#include <ringwork/io/timeout.hpp>
 #include <ringwork/runtime/stop_token.hpp>
+#include <ringwork/runtime/sync.hpp>
+#include <ringwork/runtime/when.hpp>
 #include <ringwork/runtime/task.hpp>
 
 namespace ringwork {
@@ -23,6 +26,11 @@ using io::sleep_until;
 using io::spawn;
 using io::submit_to;
 using io::sync_wait;
+using io::with_timeout;
+using runtime::Channel;
+using runtime::Mutex;
+using runtime::when_all;
+using runtime::when_any;
 using runtime::Result;
 using runtime::StopSource;
 using runtime::StopToken;

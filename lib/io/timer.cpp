@@ -15,7 +15,7 @@ SleepAwaiter::~SleepAwaiter() {
 void SleepAwaiter::suspend(std::coroutine_handle<> h, runtime::StopToken token) noexcept {
     waiter_ = h;
     fire_ = &on_fire;
-    detail::current_impl().timers().add(*this, detail::ReactorImpl::to_tick_ceil(deadline_));
+    detail::current_impl().timers().add(*this, detail::ReactorImpl::to_tick_ceil(when_));
     stop_.arm(token, &on_stop, this);
 }
 

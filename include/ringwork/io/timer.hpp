@@ -20,12 +20,12 @@ namespace ringwork::io {
 /// runtime::OperationCancelled. Reactor thread only.
 class [[nodiscard]] SleepAwaiter : private TimerNode {
 public:
-    explicit SleepAwaiter(Clock::time_point deadline) noexcept : deadline_(deadline) {}
+    explicit SleepAwaiter(Clock::time_point deadline) noexcept : when_(deadline) {}
     SleepAwaiter(const SleepAwaiter&) = delete;
     SleepAwaiter& operator=(const SleepAwaiter&) = delete;
     ~SleepAwaiter();
 
-    bool await_ready() const noexcept { return deadline_ <= Clock::now(); }
+    bool await_ready() const noexcept { return when_ <= Clock::now(); }
     template <class Promise>
     void await_suspend(std::coroutine_handle<Promise> h) noexcept {
         suspend(h, runtime::detail::stop_token_of(h));
@@ -41,7 +41,7 @@ private:
     static void on_fire(TimerNode* node) noexcept;
     static void on_stop(void* self) noexcept;
 
-    Clock::time_point deadline_;
+    Clock::time_point when_;
     std::coroutine_handle<> waiter_{};
     runtime::StopRegistration stop_;
     bool cancelled_ = false;

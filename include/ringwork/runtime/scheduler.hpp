@@ -2,6 +2,7 @@
 // The per-thread ready queue and the bounded symmetric transfer that every awaitable uses.
 #pragma once
 
+#include <cassert>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -78,6 +79,7 @@ inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> next) noexcep
 
 /// \brief Queue `h` to run on the calling thread's reactor. Reactor thread only.
 inline void schedule(std::coroutine_handle<> h) {
+    assert(detail::tl_scheduler.ready != nullptr && "schedule() outside a reactor thread");
     detail::tl_scheduler.ready->push(h);
 }
 

@@ -198,9 +198,10 @@ int main(int argc, char** argv) {
         fmt::print(stderr,
                    "canned_server stats: loop_iterations={} submit_calls={} sqes_submitted={} "
                    "completions={} buffers_leased={} buffer_ring_exhausted={} multishot_rearms={} "
-                   "spare_buffer_allocs={} cq_overflows={}\n",
+                   "spare_buffer_allocs={} cq_overflows={} resumed={} timers_fired={}\n",
                    s.loop_iterations, s.submit_calls, s.sqes_submitted, s.completions, s.buffers_leased,
-                   s.buffer_ring_exhausted, s.multishot_rearms, s.spare_buffer_allocs, s.cq_overflows);
+                   s.buffer_ring_exhausted, s.multishot_rearms, s.spare_buffer_allocs, s.cq_overflows,
+                   s.resumed, s.timers_fired);
     } catch (const std::exception& e) {
         fmt::print(stderr, "canned_server: {}\n", e.what());
         ::close(signal_fd);

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
-// Request-head parsing throughput: ringwork's RequestParser against Debian's http-parser (Node's old parser).
+// Request-head parsing throughput: ringwork's RequestParser against Debian's http-parser (Node's
+// old parser).
 #include <ringwork/http/parser.hpp>
-
-#include <http_parser.h>
 
 #include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <http_parser.h>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,7 +55,8 @@ struct Ours {
         const http::ParseResult r = parser.parse({buf.data(), buf.size()}, head, storage);
         do_not_optimize(head);
         if (!r.complete()) {
-            std::fprintf(stderr, "ringwork: parse failed: %s\n", std::string(http::describe(r.error)).c_str());
+            std::fprintf(stderr, "ringwork: parse failed: %s\n",
+                         std::string(http::describe(r.error)).c_str());
             std::exit(1);
         }
         return head.headers.size();
@@ -72,7 +73,9 @@ struct TheirsState {
     bool complete = false;
 };
 
-TheirsState& state_of(http_parser* p) { return *static_cast<TheirsState*>(p->data); }
+TheirsState& state_of(http_parser* p) {
+    return *static_cast<TheirsState*>(p->data);
+}
 
 int on_url(http_parser* p, const char* at, std::size_t len) {
     state_of(p).url = {at, len};
@@ -97,7 +100,8 @@ int on_header_field(http_parser* p, const char* at, std::size_t len) {
 int on_header_value(http_parser* p, const char* at, std::size_t len) {
     TheirsState& s = state_of(p);
     auto& value = s.headers[s.count - 1].value;
-    value = s.in_value ? std::string_view(value.data(), value.size() + len) : std::string_view(at, len);
+    value =
+        s.in_value ? std::string_view(value.data(), value.size() + len) : std::string_view(at, len);
     s.in_value = true;
     return 0;
 }
@@ -129,7 +133,8 @@ struct Theirs {
         const std::size_t n = http_parser_execute(&parser, &settings, buf.data(), buf.size());
         do_not_optimize(state);
         if (n != buf.size() || HTTP_PARSER_ERRNO(&parser) != HPE_OK || !state.complete) {
-            std::fprintf(stderr, "http-parser: failed: %s\n", http_errno_name(HTTP_PARSER_ERRNO(&parser)));
+            std::fprintf(stderr, "http-parser: failed: %s\n",
+                         http_errno_name(HTTP_PARSER_ERRNO(&parser)));
             std::exit(1);
         }
         return state.count;
@@ -175,8 +180,8 @@ Measurement measure(Parser& parser, std::string_view input, double seconds, int 
 }
 
 void print_row(const char* parser, const Measurement& m) {
-    std::printf("  %-12s %9.1f ns/req %10.1f MB/s %12.0f req/s\n", parser, m.ns_per_request, m.mb_per_s,
-                m.requests_per_s);
+    std::printf("  %-12s %9.1f ns/req %10.1f MB/s %12.0f req/s\n", parser, m.ns_per_request,
+                m.mb_per_s, m.requests_per_s);
 }
 
 } // namespace
@@ -190,8 +195,8 @@ int main(int argc, char** argv) {
     };
     const Input inputs[] = {{"browser GET", kBrowserGet}, {"minimal GET", kMinimalGet}};
     std::printf("parser_bench: http-parser %lu.%lu.%lu, %.2f s per parser and input, best of %d\n",
-                (http_parser_version() >> 16) & 255, (http_parser_version() >> 8) & 255, http_parser_version() & 255,
-                seconds, trials);
+                (http_parser_version() >> 16) & 255, (http_parser_version() >> 8) & 255,
+                http_parser_version() & 255, seconds, trials);
     for (const Input& in : inputs) {
         Ours ours;
         Theirs theirs;

@@ -26,7 +26,8 @@ for tool in wrk taskset getconf awk; do
 done
 CLK_TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d /tmp/reactor_canned.XXXXXX)
-SERVER_PID=""
+declare -A SERVER_PID=()  # name -> pid
+declare -A SERVER_PORT=() # name -> port
 
 # True while the process runs (a zombie awaiting `wait` does not count).
 alive() {
@@ -36,24 +37,28 @@ alive() {
     [[ "${stat:0:1}" != Z ]]
 }
 
-stop_server() {
-    [[ -n "$SERVER_PID" ]] || return 0
-    if alive "$SERVER_PID"; then
-        kill -INT "$SERVER_PID" 2>/dev/null || true
+stop_server() { # name
+    local pid=${SERVER_PID[$1]:-}
+    [[ -n "$pid" ]] || return 0
+    if alive "$pid"; then
+        kill -INT "$pid" 2>/dev/null || true
         for _ in $(seq 50); do
-            alive "$SERVER_PID" || break
+            alive "$pid" || break
             sleep 0.1
         done
-        if alive "$SERVER_PID"; then
-            echo "reactor_canned.sh: server $SERVER_PID ignored SIGINT for 5 s, killing it" >&2
-            kill -KILL "$SERVER_PID" 2>/dev/null || true
+        if alive "$pid"; then
+            echo "reactor_canned.sh: $1 (pid $pid) ignored SIGINT for 5 s, killing it" >&2
+            kill -KILL "$pid" 2>/dev/null || true
         fi
     fi
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
+    wait "$pid" 2>/dev/null || true
+    unset "SERVER_PID[$1]"
 }
 cleanup() {
-    stop_server
+    local name
+    for name in "${!SERVER_PID[@]}"; do
+        stop_server "$name"
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -159,8 +164,10 @@ int main(int argc, char **argv) {
     io_uring_sqe_set_data64(s, ud(OP_ACCEPT, lfd));
     printf("bare listening on %d\n", port);
     fflush(stdout);
+    unsigned long long loops = 0, cqes = 0;
     while (!stop_flag) {
         struct io_uring_cqe *cqe;
+        ++loops;
         if (io_uring_submit_and_wait(&r, 1) < 0) continue;
         unsigned head, n = 0, added = 0;
         io_uring_for_each_cqe(&r, head, cqe) {
@@ -196,8 +203,10 @@ int main(int argc, char **argv) {
             }
         }
         io_uring_cq_advance(&r, n);
+        cqes += n;
         if (added) io_uring_buf_ring_advance(br, added);
     }
+    fprintf(stderr, "bare stats: loop_iterations=%llu submit_calls=%llu completions=%llu\n", loops, loops, cqes);
     return 0;
 }
 EOF
@@ -220,81 +229,91 @@ median() {
         if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-start_server() { # name, command...
-    local name=$1
-    shift
+start_server() { # name, port, command...
+    local name=$1 port=$2 pid
+    shift 2
     taskset -c "$SERVER_CPU" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    SERVER_PID=$!
+    pid=$!
+    SERVER_PID[$name]=$pid
+    SERVER_PORT[$name]=$port
     for _ in $(seq 100); do
-        grep -q listening "$WORK/$name.out" 2>/dev/null && return 0
-        alive "$SERVER_PID" || break
+        grep -q listening "$WORK/$name.out" 2>/dev/null && break
+        alive "$pid" || break
         sleep 0.1
     done
-    echo "reactor_canned.sh: $name did not start" >&2
-    cat "$WORK/$name.err" >&2
-    exit 1
+    if ! grep -q listening "$WORK/$name.out" 2>/dev/null; then
+        echo "reactor_canned.sh: $name did not start" >&2
+        cat "$WORK/$name.err" >&2
+        exit 1
+    fi
+    echo "== $name: pid $pid on CPU $SERVER_CPU, port $port"
+    # Warm-up (not reported): connections, buffer ring, page faults.
+    timeout 30 taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d1s -s benchmarks/pipeline.lua \
+        "http://127.0.0.1:$port/" >/dev/null 2>&1
 }
 
-# One wrk run against the running server; appends "req/s us/request" to $WORK/<label>.
-measure() { # label, wrk args...
-    local label=$1
-    shift
-    local before after requests rps secs
-    before=$(cpu_ticks "$SERVER_PID")
+# One wrk run against server `name`; appends "req/s us/request" to $WORK/<name>-<scenario>.
+measure() { # name, scenario, wrk args...
+    local name=$1 scenario=$2
+    shift 2
+    local label="$name-$scenario" pid=${SERVER_PID[$name]} before after requests rps ticks
+    before=$(cpu_ticks "$pid")
     timeout $((DURATION + 30)) taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$@" \
-        "http://127.0.0.1:$PORT/" >"$WORK/wrk.out" 2>&1
-    after=$(cpu_ticks "$SERVER_PID")
+        "http://127.0.0.1:${SERVER_PORT[$name]}/" >"$WORK/wrk.out" 2>&1
+    after=$(cpu_ticks "$pid")
     requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk.out")
     rps=$(awk '/^Requests\/sec:/ { print $2 }' "$WORK/wrk.out")
     if [[ -z "$requests" || "$requests" == 0 ]]; then
-        echo "reactor_canned.sh: wrk completed no request" >&2
+        echo "reactor_canned.sh: wrk completed no request against $name" >&2
         cat "$WORK/wrk.out" >&2
         exit 1
     fi
     if grep -qE 'Socket errors|Non-2xx' "$WORK/wrk.out"; then
         grep -E 'Socket errors|Non-2xx' "$WORK/wrk.out" | sed 's/^/    wrk: /'
     fi
-    secs=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
-    awk -v r="$requests" -v rps="$rps" -v t=$((after - before)) -v hz="$CLK_TCK" -v s="$secs" -v l="$label" \
-        'BEGIN { printf "  %-24s %10.0f req/s  %9d requests  server CPU %6ss  %6.3f us/request\n",
-                 l, rps, r, s, t / hz * 1e6 / r }'
-    awk -v r="$requests" -v rps="$rps" -v t=$((after - before)) -v hz="$CLK_TCK" \
+    ticks=$((after - before))
+    awk -v r="$requests" -v rps="$rps" -v t="$ticks" -v hz="$CLK_TCK" -v l="$label" \
+        'BEGIN { printf "  %-22s %9.0f req/s %9d requests  server CPU %6.2fs  %6.3f us/request\n",
+                 l, rps, r, t / hz, t / hz * 1e6 / r }'
+    awk -v r="$requests" -v rps="$rps" -v t="$ticks" -v hz="$CLK_TCK" \
         'BEGIN { printf "%.0f %.4f\n", rps, t / hz * 1e6 / r }' >>"$WORK/$label"
 }
 
 summarize() { # label
     local label=$1
-    printf '  %-24s median %10.0f req/s  %6.3f us/request\n' "$label" \
+    printf '  %-22s median %9.0f req/s  %6.3f us/request\n' "$label" \
         "$(cut -d' ' -f1 "$WORK/$label" | median)" "$(cut -d' ' -f2 "$WORK/$label" | median)"
 }
 
-run_server_rounds() { # name, command...
-    local name=$1
-    start_server "$@"
-    echo "== $name: pid $SERVER_PID on CPU $SERVER_CPU, wrk -t1 -c$CONNECTIONS on CPU $CLIENT_CPU," \
-        "${DURATION}s x $ROUNDS rounds"
-    # Warm-up (not reported): connections, buffer ring, page faults.
-    timeout 30 taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d1s -s benchmarks/pipeline.lua \
-        "http://127.0.0.1:$PORT/" >/dev/null 2>&1
-    for round in $(seq "$ROUNDS"); do
-        echo " round $round"
-        measure "$name-pipelined-x16" -s benchmarks/pipeline.lua
-        measure "$name-keepalive" 
+# --- run -------------------------------------------------------------------------------------
+SERVERS=(canned)
+echo "== machine: nproc $(nproc), kernel $(uname -r), CLK_TCK $CLK_TCK, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== wrk -t1 -c$CONNECTIONS on CPU $CLIENT_CPU, ${DURATION}s per run, $ROUNDS rounds"
+start_server canned "$PORT" "$SERVER_BIN" --port "$PORT"
+if [[ "$BARE" == 1 ]]; then
+    SERVERS+=(bare)
+    start_server bare "$((PORT + 1))" "$WORK/bare" "$((PORT + 1))"
+fi
+# Rounds interleave the servers and scenarios so that drifting host load hits all alike.
+for round in $(seq "$ROUNDS"); do
+    echo " round $round"
+    for name in "${SERVERS[@]}"; do
+        measure "$name" pipelined-x16 -s benchmarks/pipeline.lua
     done
-    stop_server
+    for name in "${SERVERS[@]}"; do
+        measure "$name" keepalive
+    done
+done
+for name in "${SERVERS[@]}"; do
+    stop_server "$name"
     sed 's/^/  /' "$WORK/$name.err"
-}
+done
 
-echo "== machine: nproc $(nproc), kernel $(uname -r), CLK_TCK $CLK_TCK"
-run_server_rounds canned "$SERVER_BIN" --port "$PORT"
-if [[ "$BARE" == 1 ]]; then
-    run_server_rounds bare "$WORK/bare" "$PORT"
-fi
-
-echo "== medians over $ROUNDS rounds (target: canned pipelined x16 <= 0.5 us/request)"
-summarize canned-pipelined-x16
-summarize canned-keepalive
-if [[ "$BARE" == 1 ]]; then
-    summarize bare-pipelined-x16
-    summarize bare-keepalive
-fi
+echo "== medians over $ROUNDS rounds (target: canned pipelined-x16 <= 0.5 us/request);" \
+    "load average now $(cut -d' ' -f1-3 /proc/loadavg)"
+for name in "${SERVERS[@]}"; do
+    summarize "$name-pipelined-x16"
+done
+for name in "${SERVERS[@]}"; do
+    summarize "$name-keepalive"
+done

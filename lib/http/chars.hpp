@@ -5,6 +5,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -15,33 +16,28 @@ namespace ringwork::http::detail {
 /// \brief A 256-entry lookup table indexed by byte value.
 using CharTable = std::array<std::uint8_t, 256>;
 
-constexpr bool is_alpha(unsigned c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-constexpr bool is_digit(unsigned c) noexcept { return c >= '0' && c <= '9'; }
+constexpr bool is_alpha(unsigned c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+constexpr bool is_digit(unsigned c) noexcept {
+    return c >= '0' && c <= '9';
+}
 
 /// tchar (RFC 9110 5.6.2): "!#$%&'*+-.^_`|~", DIGIT, ALPHA.
 constexpr bool is_tchar(unsigned c) noexcept {
-    switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-        return true;
-    default:
-        return is_alpha(c) || is_digit(c);
-    }
+    return is_alpha(c) || is_digit(c) ||
+           std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
 }
 
 /// field-vchar / SP / HTAB (RFC 9110 5.5): VCHAR, obs-text (0x80-0xFF), SP, HTAB.
-constexpr bool is_field_char(unsigned c) noexcept { return c == '\t' || (c >= 0x20 && c != 0x7F); }
+constexpr bool is_field_char(unsigned c) noexcept {
+    return c == '\t' || (c >= 0x20 && c != 0x7F);
+}
 
-/// unreserved / sub-delims (RFC 3986 2.2-2.3), the characters of a reg-name besides pct-encoded.
+/// unreserved / sub-delims (RFC 3986 2.2-2.3): the bytes of a reg-name besides pct-encoded.
 constexpr bool is_host_char(unsigned c) noexcept {
-    switch (c) {
-    case '-': case '.': case '_': case '~':                                         // unreserved
-    case '!': case '$': case '&': case '\'': case '(': case ')': case '*': case '+': // sub-delims
-    case ',': case ';': case '=':
-        return true;
-    default:
-        return is_alpha(c) || is_digit(c);
-    }
+    return is_alpha(c) || is_digit(c) ||
+           std::string_view("-._~!$&'()*+,;=").find(static_cast<char>(c)) != std::string_view::npos;
 }
 
 template <typename Pred>
@@ -73,13 +69,18 @@ inline constexpr CharTable kHexValue = [] {
     return t;
 }();
 
-constexpr unsigned char byte_at(const char* p) noexcept { return static_cast<unsigned char>(*p); }
+constexpr unsigned char byte_at(const char* p) noexcept {
+    return static_cast<unsigned char>(*p);
+}
 
-constexpr bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
+constexpr bool is_ows(char c) noexcept {
+    return c == ' ' || c == '\t';
+}
 
 /// ASCII case-insensitive equality of `s` with `lower` (lower case letters, '-' and digits).
 /// OR-ing 0x20 folds letters; no byte outside a token can fold onto those.
-constexpr bool iequals(const char* s, std::size_t n, const char* lower, std::size_t lower_n) noexcept {
+constexpr bool iequals(const char* s, std::size_t n, const char* lower,
+                       std::size_t lower_n) noexcept {
     if (n != lower_n) {
         return false;
     }
@@ -98,7 +99,8 @@ inline const char* find_cr_or_lf(const char* p, const char* end) noexcept {
     const __m128i lf = _mm_set1_epi8('\n');
     while (end - p >= 16) {
         const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i_u*>(p));
-        const int mask = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)));
+        const int mask =
+            _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)));
         if (mask != 0) {
             return p + __builtin_ctz(static_cast<unsigned>(mask));
         }
@@ -121,7 +123,8 @@ inline const char* find_field_stop(const char* p, const char* end) noexcept {
     while (end - p >= 16) {
         const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i_u*>(p));
         const __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, k1f), v); // unsigned v <= 0x1F
-        const __m128i bad = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, tab), ctl), _mm_cmpeq_epi8(v, del));
+        const __m128i bad =
+            _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, tab), ctl), _mm_cmpeq_epi8(v, del));
         const int mask = _mm_movemask_epi8(bad);
         if (mask != 0) {
             return p + __builtin_ctz(static_cast<unsigned>(mask));

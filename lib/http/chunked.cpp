@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// ChunkedDecoder: a resumable byte-level state machine over the chunked transfer coding (RFC 9112 7.1).
+// ChunkedDecoder: a resumable byte-level state machine over the chunked transfer coding (RFC
+// 9112 7.1).
 #include <ringwork/http/parser.hpp>
 
 #include "http/chars.hpp"
@@ -69,7 +70,8 @@ ChunkedDecoder::Step ChunkedDecoder::feed(std::string_view in) noexcept {
             } else if (c == ';') {
                 state_ = State::size_ext;
             } else {
-                return fail(Error::bad_chunk); // bare LF, or a byte that is neither digit nor extension
+                return fail(
+                    Error::bad_chunk); // bare LF, or a byte that is neither digit nor extension
             }
             if (c != '\r' && ++ext_bytes_ > kMaxExtensionBytes) {
                 return fail(Error::bad_chunk);

@@ -105,7 +105,8 @@ bool valid_host(std::string_view host, bool require_port) noexcept {
         while (p != e) {
             if (kHostChar[byte_at(p)] != 0) {
                 ++p;
-            } else if (*p == '%' && e - p >= 3 && (kHexValue[byte_at(p + 1)] | kHexValue[byte_at(p + 2)]) <= 0xF) {
+            } else if (*p == '%' && e - p >= 3 &&
+                       (kHexValue[byte_at(p + 1)] | kHexValue[byte_at(p + 2)]) <= 0xF) {
                 p += 3;
             } else {
                 break;
@@ -140,7 +141,8 @@ bool valid_host(std::string_view host, bool require_port) noexcept {
 }
 
 /// Sets path/query/host of `out` from the request-target [t, end) ('?' first at `qmark`).
-Error parse_target(Method method, const char* t, const char* end, const char* qmark, RequestHead& out) noexcept {
+Error parse_target(Method method, const char* t, const char* end, const char* qmark,
+                   RequestHead& out) noexcept {
     const std::string_view target = view(t, end);
     if (method == Method::connect) { // authority-form only (RFC 9112 3.2.3)
         return valid_host(target, true) && qmark == nullptr ? Error::none : Error::bad_request_line;
@@ -170,14 +172,16 @@ Error parse_target(Method method, const char* t, const char* end, const char* qm
         return Error::bad_request_line;
     }
     const char* const authority = t + scheme;
-    const auto* slash = static_cast<const char*>(std::memchr(authority, '/', distance(authority, path_end)));
+    const auto* slash =
+        static_cast<const char*>(std::memchr(authority, '/', distance(authority, path_end)));
     const char* const authority_end = slash != nullptr ? slash : path_end;
     const std::string_view host = view(authority, authority_end);
     if (!valid_host(host, false)) {
         return Error::bad_request_line;
     }
     out.host = host;
-    out.path = slash != nullptr ? view(slash, path_end) : std::string_view(authority - 1, 1); // the '/' of "://"
+    out.path = slash != nullptr ? view(slash, path_end)
+                                : std::string_view(authority - 1, 1); // the '/' of "://"
     return Error::none;
 }
 
@@ -189,7 +193,8 @@ Error parse_version(const char* v, const char* e, RequestHead& out) noexcept {
             out.version_minor = 1;
             return Error::none;
         }
-        if (std::memcmp(v, "HTTP/", 5) == 0 && is_digit(byte_at(v + 5)) && v[6] == '.' && is_digit(byte_at(v + 7))) {
+        if (std::memcmp(v, "HTTP/", 5) == 0 && is_digit(byte_at(v + 5)) && v[6] == '.' &&
+            is_digit(byte_at(v + 7))) {
             if (v[5] != '1') {
                 return Error::version_not_supported;
             }
@@ -355,7 +360,8 @@ inline Error on_field(const char* name, std::size_t name_len, std::string_view v
         }
         break;
     case 6:
-        if (iequals(name, name_len, "expect", 6) && iequals(value.data(), value.size(), "100-continue", 12)) {
+        if (iequals(name, name_len, "expect", 6) &&
+            iequals(value.data(), value.size(), "100-continue", 12)) {
             out.expect_continue = true;
         }
         break;
@@ -410,7 +416,8 @@ inline char* scan_name(char* p) noexcept {
 /// Parses the header section [p, head_end) (the scan checked its CRLFs, size and line count)
 /// and derives the body framing and connection flags.
 template <bool Normalize>
-Error parse_fields(char* p, char* const head_end, std::span<Header> storage, RequestHead& out) noexcept {
+Error parse_fields(char* p, char* const head_end, std::span<Header> storage,
+                   RequestHead& out) noexcept {
     char* const section_end = head_end - 2; // the final empty line
     const bool host_from_target = !out.host.empty();
     out.expect_continue = false;
@@ -455,7 +462,8 @@ Error parse_fields(char* p, char* const head_end, std::span<Header> storage, Req
         }
         const std::string_view v = view(value, value_end);
         storage[count++] = Header{std::string_view(name, name_len), v};
-        if (const Error err = on_field(name, name_len, v, s, out, host_from_target); err != Error::none) {
+        if (const Error err = on_field(name, name_len, v, s, out, host_from_target);
+            err != Error::none) {
             return err;
         }
         p += 2;
@@ -484,7 +492,8 @@ Error parse_fields(char* p, char* const head_end, std::span<Header> storage, Req
         out.body = BodyKind::content_length;
         out.content_length = s.content_length;
     }
-    out.keep_alive = !s.conn_close && !out.close_after && (out.version_minor == 1 || s.conn_keep_alive);
+    out.keep_alive =
+        !s.conn_close && !out.close_after && (out.version_minor == 1 || s.conn_keep_alive);
     out.upgrade = s.conn_upgrade && s.upgrade_header;
     return Error::none;
 }
@@ -502,8 +511,9 @@ struct ScanState {
 /// Advances `st` over the new bytes [st.pos, avail): finds line ends, skips leading empty lines,
 /// parses the request line once its CRLF is there and stops at the end of the head
 /// (st.phase == done, st.pos == head size). Returns the first error in byte order.
-inline Error scan_head(ScanState& st, const char* base, std::size_t avail, const ParserLimits& limits,
-                       std::size_t max_fields, RequestHead& out, bool& request_line_parsed) noexcept {
+inline Error scan_head(ScanState& st, const char* base, std::size_t avail,
+                       const ParserLimits& limits, std::size_t max_fields, RequestHead& out,
+                       bool& request_line_parsed) noexcept {
     if (st.phase == Phase::start) {
         for (;;) {
             if (st.pos == avail) {
@@ -536,7 +546,8 @@ inline Error scan_head(ScanState& st, const char* base, std::size_t avail, const
     if (st.phase == Phase::request_line) {
         // The byte at request_line_start + max_request_line must be its CR, if it is there.
         const bool over = limits.max_request_line < avail - st.request_line_start;
-        const std::size_t limit_end = over ? st.request_line_start + limits.max_request_line + 1 : avail;
+        const std::size_t limit_end =
+            over ? st.request_line_start + limits.max_request_line + 1 : avail;
         const char* const ev = detail::find_cr_or_lf(base + st.pos, base + limit_end);
         if (ev == base + limit_end) {
             if (over) {
@@ -556,7 +567,8 @@ inline Error scan_head(ScanState& st, const char* base, std::size_t avail, const
         if (base[e + 1] != '\n') {
             return Error::bare_cr;
         }
-        if (const Error err = parse_request_line(base + st.request_line_start, ev, out); err != Error::none) {
+        if (const Error err = parse_request_line(base + st.request_line_start, ev, out);
+            err != Error::none) {
             return err;
         }
         request_line_parsed = true;
@@ -624,20 +636,29 @@ inline Error scan_head(ScanState& st, const char* base, std::size_t avail, const
     }
 }
 
-constexpr ParseResult failure(Error e) noexcept { return {ParseResult::Status::error, e}; }
+constexpr ParseResult failure(Error e) noexcept {
+    return {ParseResult::Status::error, e};
+}
 
 } // namespace
 
-ParseResult RequestParser::parse(std::span<char> buffer, RequestHead& out, std::span<Header> header_storage) noexcept {
+ParseResult RequestParser::parse(std::span<char> buffer, RequestHead& out,
+                                 std::span<Header> header_storage) noexcept {
     if (buffer.size() < scanned_) {
         reset(); // not the bytes scanned so far: start over
     }
-    ScanState st{static_cast<Phase>(line_state_), scanned_, line_start_, request_line_start_, headers_start_, lines_};
+    ScanState st{static_cast<Phase>(line_state_),
+                 scanned_,
+                 line_start_,
+                 request_line_start_,
+                 headers_start_,
+                 lines_};
     char* const base = buffer.data();
     bool request_line_parsed = false;
     if (st.phase != Phase::done) {
         const std::size_t max_fields = std::min(limits_.max_headers, header_storage.size());
-        const Error err = scan_head(st, base, buffer.size(), limits_, max_fields, out, request_line_parsed);
+        const Error err =
+            scan_head(st, base, buffer.size(), limits_, max_fields, out, request_line_parsed);
         if (err != Error::none) {
             return failure(err); // state not committed: the same bytes give the same error again
         }
@@ -653,14 +674,16 @@ ParseResult RequestParser::parse(std::span<char> buffer, RequestHead& out, std::
     }
     // The head is [0, st.pos): parse it once.
     if (!request_line_parsed) {
-        const Error err = parse_request_line(base + st.request_line_start, base + st.headers_start - 2, out);
+        const Error err =
+            parse_request_line(base + st.request_line_start, base + st.headers_start - 2, out);
         if (err != Error::none) {
             return failure(err);
         }
     }
-    const Error err = limits_.normalize_header_names
-                          ? parse_fields<true>(base + st.headers_start, base + st.pos, header_storage, out)
-                          : parse_fields<false>(base + st.headers_start, base + st.pos, header_storage, out);
+    const Error err =
+        limits_.normalize_header_names
+            ? parse_fields<true>(base + st.headers_start, base + st.pos, header_storage, out)
+            : parse_fields<false>(base + st.headers_start, base + st.pos, header_storage, out);
     if (err != Error::none) {
         return failure(err);
     }

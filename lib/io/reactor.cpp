@@ -382,8 +382,40 @@ void ReactorImpl::run_ready() noexcept {
     }
 }
 
+void ReactorImpl::run_deferred() noexcept {
+    // Work deferred while running deferred work runs in this same pass.
+    while (Deferred* d = deferred_head_) {
+        deferred_head_ = d->next_;
+        if (deferred_head_ == nullptr) {
+            deferred_tail_ = nullptr;
+        }
+        d->next_ = nullptr;
+        d->queued_ = false;
+        d->run_(d);
+    }
+}
+
+void ReactorImpl::cancel_deferred(Deferred* work) noexcept {
+    if (!work->queued_) {
+        return;
+    }
+    Deferred* prev = nullptr;
+    for (Deferred* d = deferred_head_; d != nullptr; prev = d, d = d->next_) {
+        if (d == work) {
+            (prev != nullptr ? prev->next_ : deferred_head_) = d->next_;
+            if (deferred_tail_ == d) {
+                deferred_tail_ = prev;
+            }
+            break;
+        }
+    }
+    work->next_ = nullptr;
+    work->queued_ = false;
+}
+
 void ReactorImpl::run_once(bool wait) {
     ++stats_.loop_iterations;
+    run_deferred();
     if (buffer_ring_) {
         buffer_ring_->flush();
     }
@@ -525,6 +557,8 @@ ReactorStats Reactor::stats() const noexcept {
 }
 std::size_t Reactor::detached_count() const noexcept { return impl_->detached(); }
 void Reactor::run_once(bool wait) { impl_->run_once(wait); }
+void Reactor::defer(Deferred* work) noexcept { impl_->defer(work); }
+void Reactor::cancel_deferred(Deferred* work) noexcept { impl_->cancel_deferred(work); }
 
 void spawn(runtime::Task<> task) { detail::current_impl().spawn(std::move(task)); }
 

@@ -77,6 +77,19 @@ public:
     Reactor& owner() noexcept { return owner_; }
 
     void run_once(bool wait);
+    void defer(Deferred* work) noexcept {
+        if (!work->queued_) {
+            work->queued_ = true;
+            work->next_ = nullptr;
+            if (deferred_tail_ != nullptr) {
+                deferred_tail_->next_ = work;
+            } else {
+                deferred_head_ = work;
+            }
+            deferred_tail_ = work;
+        }
+    }
+    void cancel_deferred(Deferred* work) noexcept;
     void drive_until(const bool& done);
     void run();
     void stop() noexcept;
@@ -108,6 +121,9 @@ private:
     runtime::StopSource stop_;
     Clock::time_point now_;
     std::size_t detached_ = 0;
+    Deferred* deferred_head_ = nullptr;
+    Deferred* deferred_tail_ = nullptr;
+    void run_deferred() noexcept;
 
     // Cross-thread wake: an eventfd read armed in the ring.
     struct WakeOp : Operation {

@@ -63,6 +63,7 @@ constexpr int status_of(Error e) noexcept {
 /// \brief A short English description (also the error_code message).
 std::string_view describe(Error e) noexcept;
 
+/// \brief The std::error_category of http::Error codes; its name() is "ringwork.http".
 const std::error_category& error_category() noexcept;
 inline std::error_code make_error_code(Error e) noexcept { return {static_cast<int>(e), error_category()}; }
 

@@ -36,10 +36,12 @@ struct RequestHead {
     std::string_view query;         ///< after '?', without it; empty when none
     std::string_view host;          ///< Host header, or the authority of an absolute-form target (which overrides Host)
     std::uint8_t version_minor = 1; ///< 0 or 1 (HTTP/1.2+ is handled as 1.1)
-    bool keep_alive = true;         ///< from the version and Connection tokens ("close", "keep-alive"); false when close_after
-    bool expect_continue = false;   ///< "Expect: 100-continue" (any case; left for the connection to honour or ignore)
+    /// From the version and the Connection tokens ("close", "keep-alive"); false when close_after.
+    bool keep_alive = true;
+    bool expect_continue = false;   ///< "Expect: 100-continue", any case (the connection decides)
     bool upgrade = false;           ///< Connection: upgrade + Upgrade header present
-    bool close_after = false;       ///< the connection must close after this request (Transfer-Encoding in HTTP/1.0)
+    /// The connection must close after this request (Transfer-Encoding in HTTP/1.0).
+    bool close_after = false;
     BodyKind body = BodyKind::none;
     std::uint64_t content_length = 0; ///< when body == content_length (may be 0)
     std::span<Header> headers;      ///< in received order, names normalized unless disabled
@@ -49,7 +51,8 @@ struct RequestHead {
 /// \brief Parser limits; each has its own status (they are not the receive buffer's size).
 struct ParserLimits {
     std::size_t max_request_line = 8192;  ///< request line without its CRLF longer than this -> 414
-    std::size_t max_header_bytes = 16384; ///< header section after the request line, every CRLF included (the final empty line too) -> 431
+    /// Header section (after the request line; every CRLF, the final empty line's too) -> 431.
+    std::size_t max_header_bytes = 16384;
     std::size_t max_headers = 100;        ///< header fields (also bounded by the caller's array) -> 431
     bool normalize_header_names = true;   ///< "cONTENT-lenGTH" -> "Content-Length" (in place)
 };
@@ -107,10 +110,10 @@ public:
 
 private:
     ParserLimits limits_;
-    std::size_t scanned_ = 0;            ///< bytes already scanned for the end of the head (the head's size once complete)
+    std::size_t scanned_ = 0;            ///< bytes scanned for the end of the head (its size once complete)
     std::size_t line_start_ = 0;         ///< offset of the line being scanned
     std::size_t request_line_start_ = 0; ///< offset of the request line (after skipped empty lines)
-    std::size_t headers_start_ = 0;      ///< offset of the header section (after the request line's CRLF)
+    std::size_t headers_start_ = 0;      ///< offset of the header section (after the request line)
     std::size_t lines_ = 0;              ///< empty lines skipped, then header field lines seen
     std::uint32_t line_state_ = 0;       ///< scanner phase carried across calls
 };

@@ -26,4 +26,14 @@ struct RemoteWork {
     RemoteWork* next_ = nullptr;
 };
 
+/// \brief Work run once just before the reactor's next submit (e.g. flushing a connection's
+/// pending output so every response produced in this pass leaves in one send).
+struct Deferred {
+    using Run = void (*)(Deferred* self) noexcept;
+    explicit Deferred(Run run) noexcept : run_(run) {}
+    Run run_;
+    Deferred* next_ = nullptr;
+    bool queued_ = false;
+};
+
 } // namespace ringwork::io

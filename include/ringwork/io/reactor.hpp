@@ -120,6 +120,12 @@ public:
     /// \brief Run `work` on this reactor's thread soon. Thread-safe, allocation-free.
     void post(RemoteWork* work) noexcept;
 
+    /// \brief Run `work` once, just before the next submission (no-op if already queued).
+    /// Reactor thread only; `work` must stay alive until it ran or cancel_deferred() was called.
+    void defer(Deferred* work) noexcept;
+    /// \brief Remove `work` from the deferred list if it is queued.
+    void cancel_deferred(Deferred* work) noexcept;
+
     /// \brief Start `task` detached: the reactor owns it, run() waits for it, it observes the
     /// reactor's stop token. Exception policy: an escaping exception is logged to stderr and
     /// counted in stats().detached_failed; the reactor keeps running.

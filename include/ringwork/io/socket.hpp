@@ -329,10 +329,11 @@ public:
     class [[nodiscard]] RecvAwaiter {
     public:
         explicit RecvAwaiter(Socket& s) noexcept : socket_(&s) {}
+        RecvAwaiter(Socket& s, runtime::StopToken token) noexcept : socket_(&s), token_(token), explicit_(true) {}
         bool await_ready() const noexcept;
         template <class Promise>
         void await_suspend(std::coroutine_handle<Promise> h) {
-            suspend(h, runtime::detail::stop_token_of(h));
+            suspend(h, explicit_ ? token_ : runtime::detail::stop_token_of(h));
         }
         /// A lease of received bytes; an empty lease means end of stream.
         Result<BufferLease> await_resume();
@@ -341,10 +342,14 @@ public:
         void suspend(std::coroutine_handle<> h, runtime::StopToken token);
         static void on_stop(void* self) noexcept;
         Socket* socket_;
+        runtime::StopToken token_{};
+        bool explicit_ = false;
         runtime::StopRegistration stop_;
     };
     /// \brief Receive the next bytes as a leased buffer (see the class comment).
     RecvAwaiter recv() noexcept { return RecvAwaiter(*this); }
+    /// \brief Same, observing `token` instead of the awaiting coroutine's (per-wait deadlines).
+    RecvAwaiter recv(runtime::StopToken token) noexcept { return RecvAwaiter(*this, token); }
     /// \brief Receive into the caller's memory (one-shot).
     RecvSome recv_into(std::span<char> buffer) noexcept { return RecvSome(fd_, buffer); }
     SendAll send(std::string_view data) noexcept { return SendAll(fd_, std::span<const char>(data)); }

@@ -16,15 +16,15 @@ public:
     StopCallbackBase& operator=(const StopCallbackBase&) = delete;
 
 protected:
-    using Fn = void (*)(StopCallbackBase*) noexcept;
-    explicit StopCallbackBase(Fn fn) noexcept : fn_(fn) {}
+    using Invoke = void (*)(StopCallbackBase*) noexcept;
+    explicit StopCallbackBase(Invoke fn) noexcept : fn_(fn) {}
     ~StopCallbackBase() = default;
     void attach(StopSource* source) noexcept;
     void detach() noexcept;
 
 private:
     friend class StopSource;
-    Fn fn_;
+    Invoke fn_;
     StopSource* source_ = nullptr;
     StopCallbackBase* prev_ = nullptr;
     StopCallbackBase* next_ = nullptr;
@@ -122,10 +122,10 @@ private:
 
 /// \brief RAII registration of `fn` with a token; runs `fn` at once if stop was already
 /// requested. Must not outlive the token's source.
-template <class Fn>
+template <class F>
 class StopCallback final : public StopCallbackBase {
 public:
-    StopCallback(StopToken token, Fn fn) noexcept
+    StopCallback(StopToken token, F fn) noexcept
         : StopCallbackBase(&invoke), fn_(std::move(fn)) {
         attach(token.source());
     }
@@ -133,7 +133,7 @@ public:
 
 private:
     static void invoke(StopCallbackBase* self) noexcept { static_cast<StopCallback*>(self)->fn_(); }
-    Fn fn_;
+    F fn_;
 };
 
 /// \brief A re-armable, non-template stop registration for awaiters (I/O operations, timers).

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: MIT
+// ByteBuffer (growable bytes from a per-reactor pool) and Arena (per-request bump allocator).
+#pragma once
+
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+namespace ringwork::http {
+
+/// \brief Growable byte buffer whose storage is reused through a BufferPool.
+/// Reactor thread only. Growing past the capacity allocates (counted by the pool's stats).
+class ByteBuffer {
+public:
+    ByteBuffer() noexcept = default;
+    explicit ByteBuffer(std::size_t capacity) : data_(std::make_unique<char[]>(capacity)), capacity_(capacity) {}
+
+    [[nodiscard]] char* data() noexcept { return data_.get(); }
+    [[nodiscard]] const char* data() const noexcept { return data_.get(); }
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+    [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+    [[nodiscard]] std::string_view view() const noexcept { return {data_.get(), size_}; }
+    void clear() noexcept { size_ = 0; }
+    void resize(std::size_t n) {
+        reserve(n);
+        size_ = n;
+    }
+    void reserve(std::size_t n) {
+        if (n > capacity_) {
+            grow(n);
+        }
+    }
+    /// Room for `n` more bytes at the end; commit them with commit().
+    char* prepare(std::size_t n) {
+        reserve(size_ + n);
+        return data_.get() + size_;
+    }
+    void commit(std::size_t n) noexcept {
+        assert(size_ + n <= capacity_);
+        size_ += n;
+    }
+    void append(std::string_view s) {
+        std::memcpy(prepare(s.size()), s.data(), s.size());
+        size_ += s.size();
+    }
+    void append(char c) {
+        *prepare(1) = c;
+        ++size_;
+    }
+    /// Drop the first `n` bytes (moves the rest to the front).
+    void consume_front(std::size_t n) noexcept {
+        assert(n <= size_);
+        std::memmove(data_.get(), data_.get() + n, size_ - n);
+        size_ -= n;
+    }
+    /// Number of times this buffer had to reallocate (for the allocation counters).
+    [[nodiscard]] std::uint32_t grows() const noexcept { return grows_; }
+
+    // fmt::format_to support: output iterator that appends.
+    struct Inserter {
+        using iterator_category = std::output_iterator_tag;
+        using value_type = void;
+        using difference_type = std::ptrdiff_t;
+        using pointer = void;
+        using reference = void;
+        ByteBuffer* b;
+        Inserter& operator=(char c) {
+            b->append(c);
+            return *this;
+        }
+        Inserter& operator*() noexcept { return *this; }
+        Inserter& operator++() noexcept { return *this; }
+        Inserter operator++(int) noexcept { return *this; }
+    };
+    Inserter back_inserter() noexcept { return Inserter{this}; }
+
+private:
+    void grow(std::size_t n) {
+        std::size_t cap = capacity_ == 0 ? 256 : capacity_;
+        while (cap < n) {
+            cap *= 2;
+        }
+        auto bigger = std::make_unique<char[]>(cap);
+        if (size_ != 0) {
+            std::memcpy(bigger.get(), data_.get(), size_);
+        }
+        data_ = std::move(bigger);
+        capacity_ = cap;
+        ++grows_;
+    }
+    std::unique_ptr<char[]> data_;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
+    std::uint32_t grows_ = 0;
+};
+
+/// \brief Per-reactor free list of ByteBuffers of a default capacity.
+class BufferPool {
+public:
+    struct Stats {
+        std::uint64_t hits = 0;
+        std::uint64_t misses = 0; ///< a new buffer had to be allocated
+        std::uint64_t held = 0;   ///< buffers idle in the pool
+        std::uint64_t bytes_held = 0;
+    };
+    explicit BufferPool(std::size_t capacity) : capacity_(capacity) {}
+    ByteBuffer take() {
+        if (!free_.empty()) {
+            ByteBuffer b = std::move(free_.back());
+            free_.pop_back();
+            ++stats_.hits;
+            --stats_.held;
+            stats_.bytes_held -= b.capacity();
+            b.clear();
+            return b;
+        }
+        ++stats_.misses;
+        return ByteBuffer(capacity_);
+    }
+    /// Return a buffer; oversized ones (grown for one big message) are freed, not kept.
+    void give(ByteBuffer&& b) {
+        if (b.capacity() == 0 || b.capacity() > capacity_ * 16) {
+            b = ByteBuffer();
+            return;
+        }
+        stats_.bytes_held += b.capacity();
+        ++stats_.held;
+        free_.push_back(std::move(b));
+    }
+    /// Free every idle buffer.
+    void trim() noexcept {
+        free_.clear();
+        free_.shrink_to_fit();
+        stats_.held = 0;
+        stats_.bytes_held = 0;
+    }
+    [[nodiscard]] const Stats& stats() const noexcept { return stats_; }
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+
+private:
+    std::size_t capacity_;
+    std::vector<ByteBuffer> free_;
+    Stats stats_;
+};
+
+/// \brief Bump allocator for one request's copied bytes (header values, a rebased head).
+/// reset() keeps the first block; overflow blocks are freed.
+class Arena {
+public:
+    explicit Arena(std::size_t block = 4096) : block_size_(block) {}
+    char* allocate(std::size_t n) {
+        if (used_ + n > current_size()) {
+            return allocate_slow(n);
+        }
+        char* p = current_data() + used_;
+        used_ += n;
+        return p;
+    }
+    std::string_view copy(std::string_view s) {
+        if (s.empty()) {
+            return {};
+        }
+        char* p = allocate(s.size());
+        std::memcpy(p, s.data(), s.size());
+        return {p, s.size()};
+    }
+    void reset() noexcept {
+        overflow_.clear();
+        used_ = 0;
+    }
+    [[nodiscard]] std::uint64_t overflow_allocations() const noexcept { return overflow_count_; }
+
+private:
+    char* current_data() noexcept {
+        if (!overflow_.empty()) {
+            return overflow_.back().data.get();
+        }
+        if (!first_) {
+            first_ = std::make_unique<char[]>(block_size_);
+        }
+        return first_.get();
+    }
+    [[nodiscard]] std::size_t current_size() const noexcept {
+        return overflow_.empty() ? (first_ ? block_size_ : 0) : overflow_.back().size;
+    }
+    char* allocate_slow(std::size_t n) {
+        if (!first_ && n <= block_size_) {
+            first_ = std::make_unique<char[]>(block_size_);
+            used_ = n;
+            return first_.get();
+        }
+        const std::size_t size = n > block_size_ ? n : block_size_;
+        overflow_.push_back(Block{std::make_unique<char[]>(size), size});
+        ++overflow_count_;
+        used_ = n;
+        return overflow_.back().data.get();
+    }
+    struct Block {
+        std::unique_ptr<char[]> data;
+        std::size_t size;
+    };
+    std::size_t block_size_;
+    std::unique_ptr<char[]> first_;
+    std::vector<Block> overflow_;
+    std::size_t used_ = 0;
+    std::uint64_t overflow_count_ = 0;
+};
+
+} // namespace ringwork::http

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+// Request: the parsed head (views into the receive buffer or the arena), body and peer.
+#pragma once
+
+#include <ringwork/http/buffer.hpp>
+#include <ringwork/http/parser.hpp>
+#include <ringwork/io/socket.hpp>
+
+#include <optional>
+#include <string_view>
+
+namespace ringwork::http {
+
+/// \brief Case-insensitive ASCII comparison (header names, tokens).
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+/// \brief One HTTP request as the handler sees it.
+///
+/// Lifetime: the views are valid until the handler's Task completes. While the handler runs
+/// without suspending they point into the leased receive buffer; at its first suspension the
+/// connection copies the head and body into the request's arena and re-points them, so always
+/// re-read a view after a `co_await` rather than keeping one taken before it. Reactor thread only.
+class Request {
+public:
+    [[nodiscard]] Method method() const noexcept { return head_.method; }
+    [[nodiscard]] std::string_view method_text() const noexcept { return head_.method_text; }
+    /// The request-target as received (origin-form path plus query, or absolute-form).
+    [[nodiscard]] std::string_view raw_target() const noexcept { return head_.target; }
+    /// The path as received (not percent-decoded).
+    [[nodiscard]] std::string_view raw_path() const noexcept { return head_.path; }
+    /// The percent-decoded path (decoded on first use into the arena). An invalid escape or %00
+    /// leaves it empty and sets path_valid() to false.
+    std::string_view path();
+    [[nodiscard]] bool path_valid() const noexcept { return path_valid_; }
+    /// The query string after '?', not decoded.
+    [[nodiscard]] std::string_view query_string() const noexcept { return head_.query; }
+    /// First value of query argument `name`, decoded (+ as space); nullopt when absent.
+    std::optional<std::string_view> query(std::string_view name);
+    /// Every (name, value) of the query string, decoded, in order. Invalid escapes are kept raw.
+    template <class F>
+    void for_each_query(F&& f);
+    [[nodiscard]] std::string_view host() const noexcept { return head_.host; }
+    [[nodiscard]] int version_minor() const noexcept { return head_.version_minor; }
+    [[nodiscard]] bool keep_alive() const noexcept { return head_.keep_alive; }
+    [[nodiscard]] std::span<const Header> headers() const noexcept { return head_.headers; }
+    /// First header named `name` (case-insensitive); empty view when absent.
+    [[nodiscard]] std::string_view header(std::string_view name) const noexcept;
+    [[nodiscard]] bool has_header(std::string_view name) const noexcept;
+    /// The whole body (de-chunked); empty when there is none or it is streamed.
+    [[nodiscard]] std::string_view body() const noexcept { return body_; }
+    [[nodiscard]] const io::SocketAddress& remote_address() const noexcept { return *remote_; }
+    [[nodiscard]] const RequestHead& head() const noexcept { return head_; }
+    /// Bytes of this request kept in the arena (for tests: 0 when nothing was copied).
+    [[nodiscard]] Arena& arena() noexcept { return *arena_; }
+
+    // --- for the connection (not for handlers) -------------------------------------------
+    RequestHead head_;
+    std::string_view body_;
+    const io::SocketAddress* remote_ = nullptr;
+    Arena* arena_ = nullptr;
+    std::string_view decoded_path_;
+    bool path_decoded_ = false;
+    bool path_valid_ = true;
+    void reset() noexcept {
+        head_ = RequestHead{};
+        body_ = {};
+        decoded_path_ = {};
+        path_decoded_ = false;
+        path_valid_ = true;
+    }
+};
+
+template <class F>
+void Request::for_each_query(F&& f) {
+    std::string_view q = head_.query;
+    while (!q.empty()) {
+        const auto amp = q.find('&');
+        const std::string_view pair = q.substr(0, amp);
+        q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+        if (pair.empty()) {
+            continue;
+        }
+        const auto eq = pair.find('=');
+        const std::string_view raw_name = pair.substr(0, eq);
+        const std::string_view raw_value = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+        auto decode = [this](std::string_view raw) {
+            if (raw.find_first_of("%+") == std::string_view::npos) {
+                return raw;
+            }
+            char* out = arena_->allocate(raw.size());
+            const DecodeResult r = percent_decode(raw, out, true);
+            return r.ok ? std::string_view(out, r.size) : raw;
+        };
+        f(decode(raw_name), decode(raw_value));
+    }
+}
+
+} // namespace ringwork::http

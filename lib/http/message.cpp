@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: MIT
+// Request and Response members, reason phrases, case-insensitive comparison.
+#include <ringwork/http/request.hpp>
+#include <ringwork/http/response.hpp>
+
+#include <algorithm>
+
+namespace ringwork::http {
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) {
+        return false;
+    }
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const auto x = static_cast<unsigned char>(a[i]);
+        const auto y = static_cast<unsigned char>(b[i]);
+        if (x != y && (x | 0x20U) != (y | 0x20U)) {
+            return false;
+        }
+        if (x != y && !((x | 0x20U) >= 'a' && (x | 0x20U) <= 'z')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string_view Request::path() {
+    if (!path_decoded_) {
+        path_decoded_ = true;
+        const std::string_view raw = head_.path;
+        if (raw.find('%') == std::string_view::npos) {
+            decoded_path_ = raw;
+        } else {
+            char* out = arena_->allocate(raw.size());
+            const DecodeResult r = percent_decode(raw, out, false);
+            path_valid_ = r.ok;
+            decoded_path_ = r.ok ? std::string_view(out, r.size) : std::string_view{};
+        }
+    }
+    return decoded_path_;
+}
+
+std::optional<std::string_view> Request::query(std::string_view name) {
+    std::optional<std::string_view> found;
+    for_each_query([&](std::string_view n, std::string_view v) {
+        if (!found && n == name) {
+            found = v;
+        }
+    });
+    return found;
+}
+
+std::string_view Request::header(std::string_view name) const noexcept {
+    for (const Header& h : head_.headers) {
+        if (iequals(h.name, name)) {
+            return h.value;
+        }
+    }
+    return {};
+}
+
+bool Request::has_header(std::string_view name) const noexcept {
+    return std::any_of(head_.headers.begin(), head_.headers.end(),
+                       [&](const Header& h) { return iequals(h.name, name); });
+}
+
+void Response::set_header(std::string_view name, std::string_view value) {
+    remove_header(name);
+    add_header(name, value);
+}
+
+void Response::add_header(std::string_view name, std::string_view value) {
+    fields_.push_back(Field{arena_->copy(name), arena_->copy(value)});
+}
+
+void Response::remove_header(std::string_view name) noexcept {
+    std::erase_if(fields_, [&](const Field& f) { return iequals(f.name, name); });
+}
+
+std::string_view Response::header(std::string_view name) const noexcept {
+    for (const Field& f : fields_) {
+        if (iequals(f.name, name)) {
+            return f.value;
+        }
+    }
+    return {};
+}
+
+ByteBuffer& Response::body_buffer() {
+    if (static_body_) {
+        static_body_ = false;
+        static_ = {};
+    }
+    if (body_.capacity() == 0) {
+        body_ = bodies_->take();
+    }
+    return body_;
+}
+
+void Response::set_body(std::string_view data) {
+    ByteBuffer& b = body_buffer();
+    b.clear();
+    b.append(data);
+}
+
+void Response::append_body(std::string_view data) { body_buffer().append(data); }
+
+void Response::set_body_static(std::string_view data) noexcept {
+    body_.clear();
+    static_body_ = true;
+    static_ = data;
+}
+
+std::string_view Response::body() const noexcept { return static_body_ ? static_ : body_.view(); }
+
+void Response::reset() noexcept {
+    status_ = 200;
+    close_ = false;
+    static_body_ = false;
+    static_ = {};
+    fields_.clear();
+    if (body_.capacity() != 0) {
+        bodies_->give(std::move(body_));
+        body_ = ByteBuffer();
+    }
+}
+
+std::string_view reason_phrase(int status) noexcept {
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 103: return "Early Hints";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 418: return "I'm a teapot";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Content";
+    case 425: return "Too Early";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 451: return "Unavailable For Legal Reasons";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+} // namespace ringwork::http

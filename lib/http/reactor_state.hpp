@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: MIT
+// ReactorState: one reactor's share of a Server (pools, date cache, live connections).
+#pragma once
+
+#include <ringwork/http/server.hpp>
+
+#include "http/serializer.hpp"
+
+#include <memory>
+#include <vector>
+
+namespace ringwork::http::detail {
+
+class Connection;
+
+class ReactorState {
+public:
+    ReactorState(Server& server, io::Reactor& reactor);
+    ReactorState(const ReactorState&) = delete;
+    ReactorState& operator=(const ReactorState&) = delete;
+
+    Server& server;
+    io::Reactor& reactor;
+    const ServerOptions& options;
+    BufferPool out_pool;
+    BufferPool body_pool;
+    BufferPool carry_pool;
+    DateCache date;
+    ServerStats stats;
+    runtime::StopSource shutdown;  ///< fires when the server shuts down (this reactor's view)
+    std::size_t active = 0;        ///< connections being served on this reactor
+    Connection* connections = nullptr; ///< intrusive list of live connections
+    std::coroutine_handle<> drained_waiter{}; ///< serve() waiting for active == 0
+
+    Exchange* take_exchange();
+    void give_exchange(Exchange* x) noexcept;
+
+    struct ShutdownWork : io::RemoteWork {
+        explicit ShutdownWork(ReactorState* s) noexcept;
+        ReactorState* state;
+    } shutdown_work{this};
+    void begin_shutdown() noexcept;
+
+private:
+    std::vector<std::unique_ptr<Exchange>> free_exchanges_;
+};
+
+} // namespace ringwork::http::detail

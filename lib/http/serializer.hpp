@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT
+// Response head serialization and the per-thread cached Date header.
+#pragma once
+
+#include <ringwork/http/buffer.hpp>
+#include <ringwork/http/response.hpp>
+#include <ringwork/http/server.hpp>
+
+#include <ctime>
+#include <string_view>
+
+namespace ringwork::http::detail {
+
+/// \brief "Sun, 06 Nov 1994 08:49:37 GMT", formatted at most once per second per thread.
+class DateCache {
+public:
+    std::string_view get() noexcept {
+        timespec ts{};
+        ::clock_gettime(CLOCK_REALTIME_COARSE, &ts); // vDSO: no syscall
+        if (ts.tv_sec != second_) {
+            refresh(ts.tv_sec);
+        }
+        return {text_, 29};
+    }
+
+private:
+    void refresh(std::time_t sec) noexcept;
+    std::time_t second_ = -1;
+    char text_[32] = {};
+};
+
+/// \brief What the connection decided about the response framing.
+struct HeadPlan {
+    bool head_request = false; ///< HEAD: headers with the GET length, no body
+    bool close = false;        ///< send Connection: close
+    bool keep_alive_10 = false;///< HTTP/1.0 keep-alive: send Connection: keep-alive
+};
+
+/// \brief True when a response with `status` never has a body (1xx, 204, 304).
+constexpr bool bodyless_status(int status) noexcept {
+    return (status >= 100 && status < 200) || status == 204 || status == 304;
+}
+
+/// \brief Append the status line and header section of `r` (body length `body_size`).
+void write_head(ByteBuffer& out, const Response& r, std::size_t body_size, const HeadPlan& plan,
+                const ServerOptions& options, DateCache& date);
+
+/// \brief Append a complete plain-text response (errors, 503s) with Connection: close.
+void write_simple(ByteBuffer& out, int status, std::string_view body, const ServerOptions& options,
+                  DateCache& date, bool close = true);
+
+} // namespace ringwork::http::detail

@@ -1,0 +1,852 @@
+// SPDX-License-Identifier: MIT
+// The HTTP/1.1 connection engine: read, parse in place, dispatch, batch responses, close.
+#include <ringwork/http/server.hpp>
+
+#include "http/reactor_state.hpp"
+#include "io/reactor_impl.hpp"
+
+#include <ringwork/io/timer.hpp>
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+namespace ringwork::http {
+
+void ServerOptions::validate() const {
+    auto fail = [](std::string_view field, std::string_view why) {
+        throw std::invalid_argument(fmt::format("ServerOptions.{}: {}", field, why));
+    };
+    if (max_request_line < 16) {
+        fail("max_request_line", "must be at least 16 bytes");
+    }
+    if (max_header_bytes < 64) {
+        fail("max_header_bytes", "must be at least 64 bytes");
+    }
+    if (max_headers == 0 || max_headers > 10000) {
+        fail("max_headers", "must be in [1, 10000]");
+    }
+    if (write_buffer_size < 256) {
+        fail("write_buffer_size", "must be at least 256 bytes");
+    }
+    if (name.find_first_of("\r\n") != std::string::npos) {
+        fail("name", "must not contain CR or LF");
+    }
+    for (auto [field, v] : {std::pair{"read_timeout", read_timeout}, std::pair{"header_read_timeout", header_read_timeout},
+                            std::pair{"idle_timeout", idle_timeout}, std::pair{"write_timeout", write_timeout},
+                            std::pair{"linger_timeout", linger_timeout}}) {
+        if (v.count() < 0) {
+            fail(field, "must not be negative");
+        }
+    }
+}
+
+namespace detail {
+
+// -----------------------------------------------------------------------------------------
+// ReactorState
+
+ReactorState::ShutdownWork::ShutdownWork(ReactorState* s) noexcept
+    : RemoteWork([](RemoteWork* w) noexcept { static_cast<ShutdownWork*>(w)->state->begin_shutdown(); })
+    , state(s) {}
+
+ReactorState::ReactorState(Server& s, io::Reactor& r)
+    : server(s), reactor(r), options(s.options()), out_pool(s.options().write_buffer_size), body_pool(4096)
+    , carry_pool(4096) {}
+
+Exchange* ReactorState::take_exchange() {
+    if (!free_exchanges_.empty()) {
+        Exchange* x = free_exchanges_.back().release();
+        free_exchanges_.pop_back();
+        return x;
+    }
+    ++stats.exchange_pool_misses;
+    auto x = std::make_unique<Exchange>();
+    x->header_capacity_ = options.max_headers;
+    x->header_storage_ = std::make_unique<Header[]>(options.max_headers);
+    x->request.arena_ = &x->arena_;
+    x->response.attach(&x->arena_, &body_pool);
+    free_exchanges_.reserve(free_exchanges_.size() + 1);
+    return x.release();
+}
+
+void ReactorState::give_exchange(Exchange* x) noexcept {
+    x->request.reset();
+    x->response.reset();
+    x->arena_.reset();
+    x->user_value = nullptr;
+    free_exchanges_.emplace_back(x); // capacity reserved in take_exchange(): no allocation
+}
+
+// -----------------------------------------------------------------------------------------
+// Connection
+
+/// One connection's state; lives in the serve_conn coroutine frame.
+class Connection {
+public:
+    Connection(ReactorState& st, io::Socket socket);
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    runtime::Task<> run();
+    runtime::Task<> finish();
+
+    Connection* next_ = nullptr;
+    Connection* prev_ = nullptr;
+    bool idle_ = true; ///< waiting for the first byte of a request (shutdown may close it)
+    runtime::StopSource read_stop_; ///< fires on read deadlines and idle shutdown
+
+private:
+    // --- reading -------------------------------------------------------------------------
+    runtime::Task<io::Result<io::BufferLease>> receive(milliseconds limit);
+    bool window_from_carry() const noexcept { return !lease_.holds_buffer(); }
+    void to_carry();
+    void rebase_head(RequestHead& head, const char* from, std::size_t len, char* to) noexcept;
+    runtime::Task<bool> read_body(Exchange& x);
+    // --- writing -------------------------------------------------------------------------
+    void queue_flush() noexcept { st_.reactor.defer(&flush_work_); }
+    static void on_flush(io::Deferred* d) noexcept;
+    void start_send() noexcept;
+    static void on_send(io::Operation* op, int res, std::uint32_t flags) noexcept;
+    runtime::Task<> drain_output();
+    void respond_error(int status, std::string_view detail);
+    void write_response(Exchange& x, bool close);
+    // --- handlers ------------------------------------------------------------------------
+    runtime::Task<> dispatch(Exchange& x);
+
+    ReactorState& st_;
+    io::Socket socket_;
+    RequestParser parser_;
+    io::BufferLease lease_;      ///< current receive buffer (window when it holds one)
+    ByteBuffer carry_;           ///< window when lease_ is empty; pooled, released when empty
+    std::size_t pos_ = 0;        ///< parse position in the window
+    std::uint64_t requests_ = 0;
+    bool closing_ = false;
+    bool lingering_ = false;
+
+    // Output: `pending_` fills while `sending_` is in the kernel (double buffering).
+    ByteBuffer pending_;
+    ByteBuffer sending_;
+    struct SendOp : io::Operation {
+        explicit SendOp(Connection* c) noexcept : Operation(&on_send), conn(c) {}
+        Connection* conn;
+        std::size_t done = 0;
+    } send_op_{this};
+    bool send_inflight_ = false;
+    int send_error_ = 0;
+    std::coroutine_handle<> drain_waiter_{};
+    struct FlushWork : io::Deferred {
+        explicit FlushWork(Connection* c) noexcept : Deferred(&on_flush), conn(c) {}
+        Connection* conn;
+    } flush_work_{this};
+
+    // Deadlines: one wheel node for the read side, one for the write side.
+    struct ReadTimer : io::TimerNode {
+        Connection* conn = nullptr;
+    } read_timer_;
+    struct WriteTimer : io::TimerNode {
+        Connection* conn = nullptr;
+    } write_timer_;
+    bool timed_out_ = false;
+};
+
+Connection::Connection(ReactorState& st, io::Socket socket) : st_(st), socket_(std::move(socket)) {
+    ParserLimits limits;
+    limits.max_request_line = st.options.max_request_line;
+    limits.max_header_bytes = st.options.max_header_bytes;
+    limits.max_headers = st.options.max_headers;
+    limits.normalize_header_names = !st.options.disable_header_names_normalizing;
+    parser_ = RequestParser(limits);
+    read_timer_.conn = this;
+    read_timer_.fire_ = [](io::TimerNode* n) noexcept {
+        auto* c = static_cast<ReadTimer*>(n)->conn;
+        c->timed_out_ = true;
+        c->read_stop_.request_stop();
+    };
+    write_timer_.conn = this;
+    write_timer_.fire_ = [](io::TimerNode* n) noexcept {
+        auto* c = static_cast<WriteTimer*>(n)->conn;
+        if (c->send_inflight_) {
+            io::detail::current_impl().cancel(&c->send_op_);
+        }
+    };
+    // Link into the reactor's list (shutdown closes idle connections).
+    next_ = st.connections;
+    if (next_ != nullptr) {
+        next_->prev_ = this;
+    }
+    st.connections = this;
+    ++st.active;
+    ++st.stats.connections_open;
+    ++st.stats.connections_accepted;
+}
+
+Connection::~Connection() {
+    auto& timers = io::detail::current_impl().timers();
+    timers.remove(read_timer_);
+    timers.remove(write_timer_);
+    st_.reactor.cancel_deferred(&flush_work_);
+    lease_.release();
+    if (carry_.capacity() != 0) {
+        st_.carry_pool.give(std::move(carry_));
+    }
+    if (pending_.capacity() != 0) {
+        st_.out_pool.give(std::move(pending_));
+    }
+    if (sending_.capacity() != 0) {
+        st_.out_pool.give(std::move(sending_));
+    }
+    (prev_ != nullptr ? prev_->next_ : st_.connections) = next_;
+    if (next_ != nullptr) {
+        next_->prev_ = prev_;
+    }
+    --st_.stats.connections_open;
+    if (--st_.active == 0 && st_.drained_waiter) {
+        st_.reactor.impl().schedule(std::exchange(st_.drained_waiter, nullptr));
+    }
+}
+
+runtime::Task<io::Result<io::BufferLease>> Connection::receive(milliseconds limit) {
+    auto& timers = io::detail::current_impl().timers();
+    if (limit.count() > 0) {
+        timers.add(read_timer_, io::detail::ReactorImpl::to_tick_ceil(io::Clock::now() + limit));
+    }
+    read_stop_.reset();
+    auto r = co_await socket_.recv(runtime::StopToken(read_stop_));
+    timers.remove(read_timer_);
+    co_return r;
+}
+
+void Connection::to_carry() {
+    // Move the unparsed rest of the lease into the carry buffer and give the lease back.
+    if (!lease_.holds_buffer()) {
+        return;
+    }
+    const std::string_view rest = lease_.view().substr(pos_);
+    if (!rest.empty()) {
+        if (carry_.capacity() == 0) {
+            carry_ = st_.carry_pool.take();
+        }
+        carry_.clear();
+        carry_.append(rest);
+        ++st_.stats.carry_copies;
+    }
+    pos_ = 0;
+    lease_.release();
+}
+
+void Connection::rebase_head(RequestHead& head, const char* from, std::size_t len, char* to) noexcept {
+    auto move = [&](std::string_view& v) {
+        if (v.data() >= from && v.data() < from + len) {
+            v = std::string_view(to + (v.data() - from), v.size());
+        }
+    };
+    move(head.method_text);
+    move(head.target);
+    move(head.path);
+    move(head.query);
+    move(head.host);
+    for (Header& h : head.headers) {
+        move(h.name);
+        move(h.value);
+    }
+}
+
+void Connection::on_flush(io::Deferred* d) noexcept {
+    static_cast<FlushWork*>(d)->conn->start_send();
+}
+
+void Connection::start_send() noexcept {
+    if (send_inflight_ || pending_.empty() || send_error_ != 0) {
+        return;
+    }
+    std::swap(pending_, sending_);
+    send_op_.done = 0;
+    send_inflight_ = true;
+    ++st_.stats.sends;
+    io::detail::ReactorImpl& r = io::detail::current_impl();
+    io_uring_sqe* s = r.sqe_for(&send_op_);
+    io_uring_prep_send(s, socket_.fd(), sending_.data(), sending_.size(), MSG_NOSIGNAL);
+    if (st_.options.write_timeout.count() > 0 && !write_timer_.linked()) {
+        r.timers().add(write_timer_, io::detail::ReactorImpl::to_tick_ceil(io::Clock::now() + st_.options.write_timeout));
+    }
+}
+
+void Connection::on_send(io::Operation* op, int res, std::uint32_t /*flags*/) noexcept {
+    auto* so = static_cast<SendOp*>(op);
+    Connection* c = so->conn;
+    io::detail::ReactorImpl& r = io::detail::current_impl();
+    if (res > 0) {
+        so->done += static_cast<std::size_t>(res);
+        if (so->done < c->sending_.size()) {
+            io_uring_sqe* s = r.sqe_for(so);
+            io_uring_prep_send(s, c->socket_.fd(), c->sending_.data() + so->done, c->sending_.size() - so->done,
+                               MSG_NOSIGNAL);
+            return;
+        }
+    } else {
+        c->send_error_ = res == 0 ? -EPIPE : res;
+    }
+    c->send_inflight_ = false;
+    c->sending_.clear();
+    r.timers().remove(c->write_timer_);
+    if (c->send_error_ == 0 && !c->pending_.empty()) {
+        c->start_send();
+    } else if (c->drain_waiter_ && (c->pending_.empty() || c->send_error_ != 0)) {
+        r.schedule(std::exchange(c->drain_waiter_, nullptr));
+    }
+}
+
+runtime::Task<> Connection::drain_output() {
+    struct Drained {
+        Connection* c;
+        bool await_ready() const noexcept {
+            return c->send_error_ != 0 || (!c->send_inflight_ && c->pending_.empty());
+        }
+        void await_suspend(std::coroutine_handle<> h) noexcept {
+            c->drain_waiter_ = h;
+            c->start_send();
+        }
+        void await_resume() const noexcept {}
+    };
+    while (!Drained{this}.await_ready()) {
+        co_await Drained{this};
+    }
+}
+
+void Connection::respond_error(int status, std::string_view detail) {
+    ++st_.stats.parse_errors;
+    if (pending_.capacity() == 0) {
+        pending_ = st_.out_pool.take();
+    }
+    const std::string body = fmt::format("{}: {}\n", reason_phrase(status), detail);
+    write_simple(pending_, status, body, st_.options, st_.date, true);
+    queue_flush();
+    closing_ = true;
+    lingering_ = true;
+}
+
+void Connection::write_response(Exchange& x, bool close) {
+    Response& resp = x.response;
+    const RequestHead& head = x.request.head_;
+    if (resp.close()) {
+        close = true;
+    }
+    HeadPlan plan;
+    plan.head_request = head.method == Method::head;
+    plan.close = close;
+    plan.keep_alive_10 = !close && head.version_minor == 0;
+    const std::string_view body = bodyless_status(resp.status()) ? std::string_view{} : resp.body();
+    if (pending_.capacity() == 0) {
+        pending_ = st_.out_pool.take();
+    }
+    write_head(pending_, resp, body.size(), plan, st_.options, st_.date);
+    if (!plan.head_request) {
+        pending_.append(body);
+    }
+    queue_flush();
+    if (close) {
+        closing_ = true;
+    }
+}
+
+runtime::Task<bool> Connection::read_body(Exchange& x) {
+    RequestHead& head = x.request.head_;
+    const std::string_view window = window_from_carry() ? carry_.view() : lease_.view();
+    const std::size_t body_start = pos_ + head.head_size;
+    if (head.body == BodyKind::content_length) {
+        if (head.content_length > st_.options.max_request_body_size) {
+            respond_error(413, "request body exceeds the server's limit");
+            co_return false;
+        }
+        const std::size_t have = window.size() - body_start;
+        if (have >= head.content_length) {
+            x.request.body_ = window.substr(body_start, head.content_length);
+            pos_ = body_start + head.content_length;
+            co_return true;
+        }
+    }
+    // The body goes beyond this window: keep the head in the arena, gather the body in a
+    // pooled buffer, and put what follows it into the carry buffer.
+    {
+        const std::string_view head_bytes = window.substr(pos_, head.head_size);
+        char* copy = x.arena_.allocate(head_bytes.size());
+        std::memcpy(copy, head_bytes.data(), head_bytes.size());
+        rebase_head(head, head_bytes.data(), head_bytes.size(), copy);
+        ++st_.stats.head_copies;
+    }
+    ByteBuffer& body = x.response.body_buffer(); // borrowed as the request body store
+    ByteBuffer request_body = st_.body_pool.take();
+    (void)body;
+    std::string_view input = window.substr(body_start);
+    pos_ = window.size();
+    ChunkedDecoder decoder;
+    const bool chunked = head.body == BodyKind::chunked;
+    if (!chunked) {
+        request_body.reserve(head.content_length);
+    }
+    std::string_view leftover;
+    for (;;) {
+        if (chunked) {
+            while (!input.empty() && !decoder.done()) {
+                const ChunkedDecoder::Step step = decoder.feed(input);
+                if (step.error != Error::none) {
+                    st_.body_pool.give(std::move(request_body));
+                    respond_error(status_of(step.error), describe(step.error));
+                    co_return false;
+                }
+                if (request_body.size() + step.data.size() > st_.options.max_request_body_size) {
+                    st_.body_pool.give(std::move(request_body));
+                    respond_error(413, "request body exceeds the server's limit");
+                    co_return false;
+                }
+                request_body.append(step.data);
+                input.remove_prefix(step.consumed);
+            }
+            if (decoder.done()) {
+                leftover = input;
+                break;
+            }
+        } else {
+            const std::size_t want = head.content_length - request_body.size();
+            const std::size_t take = std::min(want, input.size());
+            request_body.append(input.substr(0, take));
+            input.remove_prefix(take);
+            if (request_body.size() == head.content_length) {
+                leftover = input;
+                break;
+            }
+        }
+        // Need more bytes.
+        lease_.release();
+        if (carry_.capacity() != 0) {
+            carry_.clear();
+        }
+        milliseconds limit = st_.options.read_timeout;
+        auto r = co_await receive(limit);
+        if (!r || r->empty()) {
+            st_.body_pool.give(std::move(request_body));
+            closing_ = true;
+            co_return false;
+        }
+        lease_ = std::move(*r);
+        input = lease_.view();
+        pos_ = 0;
+    }
+    // What follows the body starts the next request.
+    if (lease_.holds_buffer()) {
+        pos_ = lease_.view().size() - leftover.size();
+    } else {
+        carry_.consume_front(carry_.size() - leftover.size());
+        pos_ = 0;
+    }
+    // Keep the body alive in the exchange: park the buffer in the arena-owned slot.
+    x.request.body_ = x.arena_.copy(request_body.view());
+    st_.body_pool.give(std::move(request_body));
+    co_return true;
+}
+
+runtime::Task<> Connection::dispatch(Exchange& x) {
+    const detail::HandlerRef& h = st_.server.handler();
+    std::exception_ptr error;
+    if (h.sync != nullptr) {
+        try {
+            h.sync(h.self, x);
+        } catch (...) {
+            error = std::current_exception();
+        }
+    } else if (h.async != nullptr) {
+        runtime::Task<> task;
+        try {
+            task = h.async(h.self, x);
+        } catch (...) {
+            error = std::current_exception();
+        }
+        if (task.valid()) {
+            auto handle = task.handle();
+            handle.resume(); // runs until the handler first suspends (or finishes)
+            if (!handle.done()) {
+                // The handler suspended: copy what its request views point at out of the
+                // receive buffer, so the buffer goes back to the ring while it waits.
+                if (lease_.holds_buffer()) {
+                    const std::string_view win = lease_.view();
+                    const char* req_start = x.request.head_.method_text.data();
+                    const std::size_t req_off = static_cast<std::size_t>(req_start - win.data());
+                    if (req_off < win.size()) {
+                        const std::size_t n = pos_ - req_off;
+                        char* copy = x.arena_.allocate(n);
+                        std::memcpy(copy, req_start, n);
+                        rebase_head(x.request.head_, req_start, n, copy);
+                        auto& body = x.request.body_;
+                        if (body.data() >= req_start && body.data() < req_start + n) {
+                            body = std::string_view(copy + (body.data() - req_start), body.size());
+                        }
+                        ++st_.stats.head_copies;
+                    }
+                    to_carry();
+                }
+                struct Join {
+                    std::coroutine_handle<runtime::Task<>::promise_type> h;
+                    bool await_ready() const noexcept { return h.done(); }
+                    void await_suspend(std::coroutine_handle<> me) noexcept { h.promise().continuation_ = me; }
+                    void await_resume() const noexcept {}
+                };
+                co_await Join{handle};
+            }
+            try {
+                handle.promise().result();
+            } catch (...) {
+                error = std::current_exception();
+            }
+        }
+    } else {
+        x.response.set_status(404);
+        x.response.set_body("Not Found\n");
+    }
+    if (error) {
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+            fmt::print(stderr, "ringwork: handler failed: {}\n", e.what());
+        } catch (...) {
+            fmt::print(stderr, "ringwork: handler failed with a non-standard exception\n");
+        }
+        x.response.reset();
+        x.response.set_status(500);
+        x.response.set_body("Internal Server Error\n");
+    }
+}
+
+runtime::Task<> Connection::run() {
+    const ServerOptions& o = st_.options;
+    const milliseconds idle = o.idle_timeout.count() > 0 ? o.idle_timeout : o.read_timeout;
+    std::span<Header> no_headers;
+    (void)no_headers;
+    Exchange* x = nullptr;
+    for (;;) {
+        // Need bytes: either nothing buffered or an incomplete head.
+        const bool mid_request = window_from_carry() ? !carry_.empty() : pos_ < lease_.view().size();
+        if (!mid_request || x != nullptr) {
+            // fallthrough: x != nullptr means the parser said incomplete
+        }
+        if (closing_ || st_.shutdown.stop_requested()) {
+            break;
+        }
+        idle_ = !mid_request;
+        milliseconds limit = mid_request ? o.header_read_timeout : idle;
+        if (mid_request && o.read_timeout.count() > 0 && (limit.count() == 0 || o.read_timeout < limit)) {
+            limit = o.read_timeout;
+        }
+        to_carry();
+        auto r = co_await receive(limit);
+        idle_ = false;
+        if (!r || r->empty()) {
+            if (timed_out_ && mid_request) {
+                respond_error(408, "the request did not arrive in time");
+            }
+            break;
+        }
+        if (window_from_carry() && !carry_.empty()) {
+            carry_.append(r->view()); // the head continues: gather it (counted slow path)
+            r->release();
+            ++st_.stats.carry_copies;
+        } else {
+            lease_ = std::move(*r);
+            pos_ = 0;
+            if (carry_.capacity() != 0) {
+                st_.carry_pool.give(std::move(carry_));
+                carry_ = ByteBuffer();
+            }
+        }
+        // Parse every complete request in the window, in order.
+        while (!closing_) {
+            char* base = window_from_carry() ? carry_.data() : lease_.data() - 0;
+            std::size_t size = window_from_carry() ? carry_.size() : lease_.view().size();
+            if (!window_from_carry()) {
+                base = const_cast<char*>(lease_.view().data()); // NOLINT: the lease is writable
+            }
+            if (pos_ >= size) {
+                break;
+            }
+            if (x == nullptr) {
+                x = st_.take_exchange();
+                x->request.remote_ = nullptr;
+            }
+            RequestHead& head = x->request.head_;
+            const ParseResult pr = parser_.parse(std::span<char>(base + pos_, size - pos_), head,
+                                                 std::span<Header>(x->header_storage_.get(), x->header_capacity_));
+            if (pr.incomplete()) {
+                if (window_from_carry() && pos_ != 0) {
+                    carry_.consume_front(pos_);
+                    pos_ = 0;
+                }
+                break; // read more
+            }
+            if (pr.failed()) {
+                respond_error(status_of(pr.error), describe(pr.error));
+                break;
+            }
+            parser_.reset();
+            ++requests_;
+            ++st_.stats.requests;
+            bool close = !head.keep_alive || head.close_after || o.disable_keepalive ||
+                         (o.max_requests_per_conn != 0 && requests_ >= o.max_requests_per_conn) ||
+                         (o.close_on_shutdown && st_.shutdown.stop_requested());
+            if (o.get_only && head.method != Method::get) {
+                x->response.set_status(405);
+                x->response.set_header("Allow", "GET");
+                x->response.set_body("Method Not Allowed\n");
+                close = true;
+                pos_ = size;
+            } else {
+                if (head.body != BodyKind::none) {
+                    if (head.expect_continue && head.version_minor == 1) {
+                        const std::size_t have = size - pos_ - head.head_size;
+                        if (head.body == BodyKind::chunked || have < head.content_length) {
+                            const int verdict = o.continue_handler ? o.continue_handler(x->request) : 100;
+                            if (verdict != 100) {
+                                x->response.set_status(verdict);
+                                write_response(*x, true);
+                                break;
+                            }
+                            if (pending_.capacity() == 0) {
+                                pending_ = st_.out_pool.take();
+                            }
+                            pending_.append("HTTP/1.1 100 Continue\r\n\r\n");
+                            queue_flush();
+                        }
+                    }
+                    if (!co_await read_body(*x)) {
+                        break;
+                    }
+                } else {
+                    pos_ += head.head_size;
+                }
+                co_await dispatch(*x);
+            }
+            write_response(*x, close);
+            st_.give_exchange(x);
+            x = nullptr;
+            if (pending_.size() > 256 * 1024) {
+                co_await drain_output(); // backpressure: a client that does not read
+            }
+            if (send_error_ != 0) {
+                closing_ = true;
+            }
+        }
+        if (closing_ || send_error_ != 0) {
+            break;
+        }
+    }
+    if (x != nullptr) {
+        st_.give_exchange(x);
+    }
+}
+
+runtime::Task<> Connection::finish() {
+    co_await drain_output();
+    if (lingering_ && send_error_ == 0) {
+        // Lingering close: stop writing, read (and drop) what the client still sends for a
+        // bounded time, so it reads our status instead of a reset.
+        (void)co_await socket_.shutdown(SHUT_WR);
+        const auto until = io::Clock::now() + st_.options.linger_timeout;
+        std::size_t drained = 0;
+        lease_.release();
+        while (drained < (1U << 20)) {
+            const auto left = std::chrono::duration_cast<milliseconds>(until - io::Clock::now());
+            if (left.count() <= 0) {
+                break;
+            }
+            auto r = co_await receive(left);
+            if (!r || r->empty()) {
+                break;
+            }
+            drained += r->size();
+        }
+    }
+    lease_.release();
+    co_await socket_.close();
+}
+
+void ReactorState::begin_shutdown() noexcept {
+    shutdown.request_stop();
+    // Idle keep-alive connections close at once; busy ones finish their request first.
+    for (Connection* c = connections; c != nullptr; c = c->next_) {
+        if (c->idle_) {
+            c->read_stop_.request_stop();
+        }
+    }
+}
+
+runtime::Task<> serve_connection(ReactorState& st, io::Socket socket);
+runtime::Task<> serve_connection(ReactorState& st, io::Socket socket) {
+    Connection conn(st, std::move(socket));
+    co_await conn.run();
+    co_await conn.finish();
+}
+
+} // namespace detail
+
+// -----------------------------------------------------------------------------------------
+// Server
+
+Server::Server(ServerOptions options) : options_(std::move(options)) { options_.validate(); }
+Server::~Server() = default;
+
+detail::ReactorState& Server::state_for_current_reactor() {
+    io::Reactor* r = io::Reactor::current();
+    if (r == nullptr) {
+        throw std::logic_error("ringwork: Server used outside a reactor thread");
+    }
+    std::lock_guard lock(states_mutex_);
+    for (auto& s : states_) {
+        if (&s->reactor == r) {
+            return *s;
+        }
+    }
+    states_.push_back(std::make_unique<detail::ReactorState>(*this, *r));
+    if (shutting_down()) {
+        states_.back()->shutdown.request_stop();
+    }
+    return *states_.back();
+}
+
+runtime::Task<> Server::serve_conn(io::Socket socket) {
+    detail::ReactorState& st = state_for_current_reactor();
+    co_await detail::serve_connection(st, std::move(socket));
+}
+
+namespace {
+
+runtime::Task<> accept_loop(detail::ReactorState* st, io::Listener* listener) {
+    for (;;) {
+        auto accepted = co_await listener->accept();
+        if (accepted) {
+            st->reactor.spawn(detail::serve_connection(*st, std::move(*accepted)));
+            continue;
+        }
+        if (accepted.error() == std::errc::operation_canceled || st->shutdown.stop_requested() ||
+            accepted.error() == std::errc::bad_file_descriptor) {
+            break;
+        }
+        // EMFILE/ENFILE and similar: keep serving what we have, retry shortly.
+        fmt::print(stderr, "ringwork: accept failed: {}\n", accepted.error().message());
+        try {
+            co_await io::sleep_for(milliseconds(100));
+        } catch (const runtime::OperationCancelled&) {
+            break;
+        }
+    }
+}
+
+struct Drained {
+    detail::ReactorState* st;
+    bool await_ready() const noexcept { return st->active == 0; }
+    void await_suspend(std::coroutine_handle<> h) noexcept { st->drained_waiter = h; }
+    void await_resume() const noexcept {}
+};
+
+} // namespace
+
+runtime::Task<> Server::serve(io::Listener& listener) {
+    detail::ReactorState& st = state_for_current_reactor();
+    // The reactor stopping (signal, Runtime::stop) starts a graceful shutdown of this share.
+    auto begin = [s = &st]() noexcept { s->begin_shutdown(); };
+    runtime::StopCallback<decltype(begin)> on_stop(st.reactor.stop_token(), begin);
+    auto loop = accept_loop(&st, &listener).with_stop_token(runtime::StopToken(st.shutdown));
+    co_await std::move(loop);
+    co_await listener.close();
+    while (st.active != 0) {
+        co_await Drained{&st};
+    }
+}
+
+void Server::listen_and_serve(const io::SocketAddress& address, unsigned threads,
+                              std::function<void(std::uint16_t)> on_ready) {
+    io::Runtime runtime(io::RuntimeOptions{.threads = threads});
+    std::atomic<std::uint16_t> port{address.port()};
+    std::atomic<unsigned> bound{0};
+    {
+        std::lock_guard lock(states_mutex_);
+        runtime_ = &runtime;
+    }
+    struct Args {
+        Server* server;
+        io::SocketAddress address;
+        std::atomic<std::uint16_t>* port;
+        std::atomic<unsigned>* bound;
+        unsigned threads;
+        std::function<void(std::uint16_t)>* on_ready;
+    };
+    Args args{this, address, &port, &bound, runtime.size(), &on_ready};
+    try {
+        runtime.run([&args](io::Reactor&, unsigned index) -> runtime::Task<> {
+            return [](Args a, unsigned idx) -> runtime::Task<> {
+                // With port 0, reactor 0 picks the port and the others join it.
+                while (idx != 0 && a.port->load() == 0) {
+                    co_await io::sleep_for(milliseconds(1));
+                }
+                io::SocketAddress where = a.address;
+                auto* v4 = reinterpret_cast<sockaddr_in*>(&where.storage); // NOLINT: sockaddr API
+                auto* v6 = reinterpret_cast<sockaddr_in6*>(&where.storage); // NOLINT: sockaddr API
+                if (where.family() == AF_INET) {
+                    v4->sin_port = htons(a.port->load());
+                } else {
+                    v6->sin6_port = htons(a.port->load());
+                }
+                auto listener = io::Listener::bind(where);
+                if (idx == 0) {
+                    a.port->store(listener.local_address().port());
+                }
+                if (a.bound->fetch_add(1) + 1 == a.threads && *a.on_ready) {
+                    (*a.on_ready)(a.port->load());
+                }
+                co_await a.server->serve(listener);
+            }(args, index);
+        });
+    } catch (...) {
+        std::lock_guard lock(states_mutex_);
+        runtime_ = nullptr;
+        states_.clear();
+        throw;
+    }
+    std::lock_guard lock(states_mutex_);
+    runtime_ = nullptr;
+    states_.clear();
+}
+
+void Server::shutdown() noexcept {
+    shutting_down_.store(true, std::memory_order_release);
+    std::lock_guard lock(states_mutex_);
+    for (auto& s : states_) {
+        if (s->reactor.impl().on_owner_thread()) {
+            s->begin_shutdown();
+        } else {
+            s->reactor.post(&s->shutdown_work);
+        }
+    }
+    if (runtime_ != nullptr) {
+        runtime_->stop();
+    }
+}
+
+ServerStats Server::stats() const {
+    ServerStats total;
+    std::lock_guard lock(states_mutex_);
+    for (const auto& s : states_) {
+        const ServerStats& x = s->stats;
+        total.connections_accepted += x.connections_accepted;
+        total.connections_open += x.connections_open;
+        total.requests += x.requests;
+        total.parse_errors += x.parse_errors;
+        total.head_copies += x.head_copies;
+        total.carry_copies += x.carry_copies;
+        total.exchange_pool_misses += x.exchange_pool_misses;
+        total.buffer_pool_misses += s->out_pool.stats().misses + s->body_pool.stats().misses + s->carry_pool.stats().misses;
+        total.sends += x.sends;
+    }
+    return total;
+}
+
+} // namespace ringwork::http

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include <sys/socket.h>
+
 namespace ringwork::http {
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
@@ -38,6 +40,18 @@ std::string_view Request::path() {
         }
     }
     return decoded_path_;
+}
+
+const io::SocketAddress& Request::remote_address() {
+    if (!remote_known_) {
+        remote_known_ = true;
+        remote_ = io::SocketAddress{};
+        remote_.length = sizeof(remote_.storage);
+        if (::getpeername(peer_fd_, reinterpret_cast<sockaddr*>(&remote_.storage), &remote_.length) != 0) { // NOLINT
+            remote_ = io::SocketAddress{};
+        }
+    }
+    return remote_;
 }
 
 std::optional<std::string_view> Request::query(std::string_view name) {

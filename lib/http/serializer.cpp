@@ -71,12 +71,14 @@ void write_head(ByteBuffer& out, const Response& r, std::size_t body_size, const
     if (!has_type && !options.no_default_content_type && !bodyless) {
         put(p, "Content-Type: text/plain; charset=utf-8\r\n");
     }
-    if (!bodyless || status == 304) {
-        if (status != 304) {
-            put(p, "Content-Length: ");
-            put_number(p, body_size);
-            put(p, "\r\n");
+    if (plan.chunked) {
+        if (!bodyless) {
+            put(p, "Transfer-Encoding: chunked\r\n");
         }
+    } else if (!bodyless && !plan.close_delimited) {
+        put(p, "Content-Length: ");
+        put_number(p, body_size);
+        put(p, "\r\n");
     }
     if (plan.close) {
         put(p, "Connection: close\r\n");

@@ -34,6 +34,8 @@ struct HeadPlan {
     bool head_request = false; ///< HEAD: headers with the GET length, no body
     bool close = false;        ///< send Connection: close
     bool keep_alive_10 = false;///< HTTP/1.0 keep-alive: send Connection: keep-alive
+    bool chunked = false;      ///< streamed: Transfer-Encoding: chunked instead of a length
+    bool close_delimited = false; ///< streamed to HTTP/1.0: no length, the close ends the body
 };
 
 /// \brief True when a response with `status` never has a body (1xx, 204, 304).

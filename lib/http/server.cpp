@@ -71,6 +71,9 @@ Exchange* ReactorState::take_exchange() {
 }
 
 void ReactorState::give_exchange(Exchange* x) noexcept {
+    x->streaming_ = false;
+    x->trailers_.clear();
+    x->connection_ = nullptr;
     x->request.reset();
     x->response.reset();
     x->arena_.reset();
@@ -91,6 +94,12 @@ public:
 
     runtime::Task<> run();
     runtime::Task<> finish();
+
+    // --- streaming (called through Exchange) --------------------------------------------
+    runtime::Task<bool> stream_write(Exchange& x, std::string_view data);
+    runtime::Task<bool> stream_flush();
+    void stream_end(Exchange& x);
+    void early_hints(Exchange& x);
 
     Connection* next_ = nullptr;
     Connection* prev_ = nullptr;
@@ -328,6 +337,13 @@ void Connection::respond_error(int status, std::string_view detail) {
 }
 
 void Connection::write_response(Exchange& x, bool close) {
+    if (x.streaming_) {
+        stream_end(x);
+        if (close || x.response.close()) {
+            closing_ = true;
+        }
+        return;
+    }
     Response& resp = x.response;
     const RequestHead& head = x.request.head_;
     if (resp.close()) {
@@ -571,7 +587,8 @@ runtime::Task<> Connection::run() {
             }
             if (x == nullptr) {
                 x = st_.take_exchange();
-                x->request.remote_ = nullptr;
+                x->request.peer_fd_ = socket_.fd();
+                x->connection_ = this;
             }
             RequestHead& head = x->request.head_;
             const ParseResult pr = parser_.parse(std::span<char>(base + pos_, size - pos_), head,
@@ -669,6 +686,91 @@ runtime::Task<> Connection::finish() {
     co_await socket_.close();
 }
 
+runtime::Task<bool> Connection::stream_write(Exchange& x, std::string_view data) {
+    if (send_error_ != 0) {
+        co_return false;
+    }
+    const RequestHead& head = x.request.head_;
+    if (pending_.capacity() == 0) {
+        pending_ = st_.out_pool.take();
+    }
+    const bool http10 = head.version_minor == 0;
+    if (!x.streaming_) {
+        x.streaming_ = true;
+        Response& r = x.response;
+        r.remove_header("Content-Length");
+        HeadPlan plan;
+        plan.head_request = head.method == Method::head;
+        plan.close = http10 || r.close() || closing_;
+        plan.chunked = !http10;
+        plan.close_delimited = http10;
+        write_head(pending_, r, 0, plan, st_.options, st_.date);
+        if (http10) {
+            closing_ = true; // the body ends when the connection does
+        }
+    }
+    if (head.method != Method::head && !data.empty()) {
+        if (http10) {
+            pending_.append(data);
+        } else {
+            char size_line[24];
+            const auto n = fmt::format_to_n(size_line, sizeof size_line, "{:x}\r\n", data.size()).size;
+            pending_.append(std::string_view(size_line, n));
+            pending_.append(data);
+            pending_.append("\r\n");
+        }
+    }
+    queue_flush();
+    if (pending_.size() > 256 * 1024) {
+        co_await drain_output();
+    }
+    co_return send_error_ == 0;
+}
+
+runtime::Task<bool> Connection::stream_flush() {
+    co_await drain_output();
+    co_return send_error_ == 0;
+}
+
+void Connection::stream_end(Exchange& x) {
+    const RequestHead& head = x.request.head_;
+    if (head.version_minor == 0 || head.method == Method::head) {
+        queue_flush();
+        return;
+    }
+    if (pending_.capacity() == 0) {
+        pending_ = st_.out_pool.take();
+    }
+    pending_.append("0\r\n");
+    for (const Response::Field& f : x.trailers_) {
+        pending_.append(f.name);
+        pending_.append(": ");
+        pending_.append(f.value);
+        pending_.append("\r\n");
+    }
+    pending_.append("\r\n");
+    queue_flush();
+}
+
+void Connection::early_hints(Exchange& x) {
+    if (x.request.head_.version_minor == 0 || x.streaming_) {
+        return; // never a 1xx to an HTTP/1.0 client, nor after the final head
+    }
+    if (pending_.capacity() == 0) {
+        pending_ = st_.out_pool.take();
+    }
+    pending_.append("HTTP/1.1 103 Early Hints\r\n");
+    for (const Response::Field& f : x.response.fields()) {
+        if (iequals(f.name, "Link")) {
+            pending_.append("Link: ");
+            pending_.append(f.value);
+            pending_.append("\r\n");
+        }
+    }
+    pending_.append("\r\n");
+    queue_flush();
+}
+
 void ReactorState::begin_shutdown() noexcept {
     shutdown.request_stop();
     // Idle keep-alive connections close at once; busy ones finish their request first.
@@ -687,6 +789,18 @@ runtime::Task<> serve_connection(ReactorState& st, io::Socket socket) {
 }
 
 } // namespace detail
+
+runtime::Task<bool> Exchange::write(std::string_view data) {
+    return static_cast<detail::Connection*>(connection_)->stream_write(*this, data);
+}
+
+runtime::Task<bool> Exchange::flush() { return static_cast<detail::Connection*>(connection_)->stream_flush(); }
+
+void Exchange::add_trailer(std::string_view name, std::string_view value) {
+    trailers_.push_back(Response::Field{arena_.copy(name), arena_.copy(value)});
+}
+
+void Exchange::send_early_hints() { static_cast<detail::Connection*>(connection_)->early_hints(*this); }
 
 // -----------------------------------------------------------------------------------------
 // Server

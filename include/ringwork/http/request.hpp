@@ -48,7 +48,8 @@ public:
     [[nodiscard]] bool has_header(std::string_view name) const noexcept;
     /// The whole body (de-chunked); empty when there is none or it is streamed.
     [[nodiscard]] std::string_view body() const noexcept { return body_; }
-    [[nodiscard]] const io::SocketAddress& remote_address() const noexcept { return *remote_; }
+    /// The peer's address (looked up on first use: one getpeername per request that asks).
+    const io::SocketAddress& remote_address();
     [[nodiscard]] const RequestHead& head() const noexcept { return head_; }
     /// Bytes of this request kept in the arena (for tests: 0 when nothing was copied).
     [[nodiscard]] Arena& arena() noexcept { return *arena_; }
@@ -56,7 +57,9 @@ public:
     // --- for the connection (not for handlers) -------------------------------------------
     RequestHead head_;
     std::string_view body_;
-    const io::SocketAddress* remote_ = nullptr;
+    int peer_fd_ = -1;
+    io::SocketAddress remote_{};
+    bool remote_known_ = false;
     Arena* arena_ = nullptr;
     std::string_view decoded_path_;
     bool path_decoded_ = false;
@@ -67,6 +70,7 @@ public:
         decoded_path_ = {};
         path_decoded_ = false;
         path_valid_ = true;
+        remote_known_ = false;
     }
 };
 

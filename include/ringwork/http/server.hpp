@@ -32,7 +32,23 @@ public:
     /// Per-request user value slot (middleware state); cleared between requests.
     void* user_value = nullptr;
 
+    /// \brief Stream the response: the first call sends the status and headers set so far
+    /// (chunked for HTTP/1.1, close-delimited for HTTP/1.0), then `data` as one chunk.
+    /// Returns false once the client is gone. Nothing is sent for HEAD but the head.
+    runtime::Task<bool> write(std::string_view data);
+    /// \brief Wait until everything written so far has been handed to the kernel.
+    runtime::Task<bool> flush();
+    /// \brief A trailer field sent after the last chunk (streamed HTTP/1.1 responses only).
+    void add_trailer(std::string_view name, std::string_view value);
+    /// \brief Send a 103 Early Hints interim response now with `response`'s Link headers
+    /// (ignored for HTTP/1.0 clients, which must never see a 1xx).
+    void send_early_hints();
+    [[nodiscard]] bool streaming() const noexcept { return streaming_; }
+
     // --- for the connection --------------------------------------------------------------
+    void* connection_ = nullptr;
+    bool streaming_ = false;
+    std::vector<Response::Field> trailers_;
     Arena arena_;
     std::unique_ptr<Header[]> header_storage_;
     std::size_t header_capacity_ = 0;

@@ -5,6 +5,7 @@
 #include <ringwork/http/server.hpp>
 
 #include "http/serializer.hpp"
+#include "http/worker_pool.hpp"
 
 #include <memory>
 #include <vector>
@@ -26,6 +27,8 @@ public:
     BufferPool body_pool;
     BufferPool carry_pool;
     DateCache date;
+    WorkerPool workers;
+    std::chrono::steady_clock::time_point last_limit_log{};
     ServerStats stats;
     runtime::StopSource shutdown;  ///< fires when the server shuts down (this reactor's view)
     std::size_t active = 0;        ///< connections being served on this reactor

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <condition_variable>
 #include <stdexcept>
 
 namespace ringwork::http {
@@ -52,7 +53,7 @@ ReactorState::ShutdownWork::ShutdownWork(ReactorState* s) noexcept
 
 ReactorState::ReactorState(Server& s, io::Reactor& r)
     : server(s), reactor(r), options(s.options()), out_pool(s.options().write_buffer_size), body_pool(4096)
-    , carry_pool(4096) {}
+    , carry_pool(4096), workers(*this, s.options().concurrency) {}
 
 Exchange* ReactorState::take_exchange() {
     if (!free_exchanges_.empty()) {
@@ -211,6 +212,7 @@ Connection::~Connection() {
         next_->prev_ = prev_;
     }
     --st_.stats.connections_open;
+    st_.server.open_.fetch_sub(1, std::memory_order_relaxed);
     if (--st_.active == 0 && st_.drained_waiter) {
         st_.reactor.impl().schedule(std::exchange(st_.drained_waiter, nullptr));
     }
@@ -828,16 +830,49 @@ detail::ReactorState& Server::state_for_current_reactor() {
 
 runtime::Task<> Server::serve_conn(io::Socket socket) {
     detail::ReactorState& st = state_for_current_reactor();
+    open_.fetch_add(1, std::memory_order_relaxed);
     co_await detail::serve_connection(st, std::move(socket));
 }
 
 namespace {
 
+constexpr std::string_view kConcurrencyBody =
+    "The connection cannot be served because Server.Concurrency limit exceeded";
+
+/// Answer a connection we cannot serve with a fast 503 and close it (no worker involved).
+runtime::Task<> reject(detail::ReactorState* st, io::Socket socket) {
+    ByteBuffer out(512);
+    detail::write_simple(out, 503, kConcurrencyBody, st->options, st->date, true);
+    (void)co_await socket.send(out.view());
+    co_await socket.close();
+}
+
 runtime::Task<> accept_loop(detail::ReactorState* st, io::Listener* listener) {
+    Server& server = st->server;
+    const std::size_t limit = st->options.concurrency;
     for (;;) {
         auto accepted = co_await listener->accept();
         if (accepted) {
-            st->reactor.spawn(detail::serve_connection(*st, std::move(*accepted)));
+            // The global limit: one atomic add per accept, never per request.
+            const bool over = server.open_.fetch_add(1, std::memory_order_relaxed) >= limit;
+            if (over || !st->workers.serve(*accepted)) {
+                server.open_.fetch_sub(1, std::memory_order_relaxed);
+                ++st->stats.rejected_concurrency;
+                const auto now = io::Clock::now();
+                if (now - st->last_limit_log > std::chrono::minutes(1)) {
+                    st->last_limit_log = now;
+                    fmt::print(stderr, "ringwork: the connection cannot be served because Server.Concurrency "
+                                       "limit ({}) exceeded\n", limit);
+                }
+                st->reactor.spawn(reject(st, std::move(*accepted)));
+                if (st->options.sleep_when_concurrency_limits_exceeded.count() > 0) {
+                    try {
+                        co_await io::sleep_for(st->options.sleep_when_concurrency_limits_exceeded);
+                    } catch (const runtime::OperationCancelled&) {
+                        break;
+                    }
+                }
+            }
             continue;
         }
         if (accepted.error() == std::errc::operation_canceled || st->shutdown.stop_requested() ||
@@ -845,7 +880,11 @@ runtime::Task<> accept_loop(detail::ReactorState* st, io::Listener* listener) {
             break;
         }
         // EMFILE/ENFILE and similar: keep serving what we have, retry shortly.
-        fmt::print(stderr, "ringwork: accept failed: {}\n", accepted.error().message());
+        const auto now = io::Clock::now();
+        if (now - st->last_limit_log > std::chrono::minutes(1)) {
+            st->last_limit_log = now;
+            fmt::print(stderr, "ringwork: accept failed: {}; retrying\n", accepted.error().message());
+        }
         try {
             co_await io::sleep_for(milliseconds(100));
         } catch (const runtime::OperationCancelled&) {
@@ -853,6 +892,13 @@ runtime::Task<> accept_loop(detail::ReactorState* st, io::Listener* listener) {
         }
     }
 }
+
+struct WorkersGone {
+    detail::ReactorState* st;
+    bool await_ready() const noexcept { return st->workers.alive() == 0; }
+    void await_suspend(std::coroutine_handle<> h) noexcept { st->workers.all_gone_waiter = h; }
+    void await_resume() const noexcept {}
+};
 
 struct Drained {
     detail::ReactorState* st;
@@ -868,11 +914,19 @@ runtime::Task<> Server::serve(io::Listener& listener) {
     // The reactor stopping (signal, Runtime::stop) starts a graceful shutdown of this share.
     auto begin = [s = &st]() noexcept { s->begin_shutdown(); };
     runtime::StopCallback<decltype(begin)> on_stop(st.reactor.stop_token(), begin);
+    if (st.options.max_idle_worker_duration.count() > 0) {
+        st.reactor.spawn(detail::run_reaper(&st, st.options.max_idle_worker_duration)
+                             .with_stop_token(runtime::StopToken(st.shutdown)));
+    }
     auto loop = accept_loop(&st, &listener).with_stop_token(runtime::StopToken(st.shutdown));
     co_await std::move(loop);
     co_await listener.close();
+    st.workers.stop(); // ready workers retire now, busy ones when their connection ends
     while (st.active != 0) {
         co_await Drained{&st};
+    }
+    while (st.workers.alive() != 0) {
+        co_await WorkersGone{&st};
     }
 }
 
@@ -945,6 +999,44 @@ void Server::shutdown() noexcept {
     }
 }
 
+std::vector<std::vector<io::Clock::time_point>> Server::ready_workers() const {
+    struct Ask : io::RemoteWork {
+        Ask() : RemoteWork([](io::RemoteWork* w) noexcept {
+            auto* self = static_cast<Ask*>(w);
+            std::vector<io::Clock::time_point> out;
+            for (const detail::Worker* worker : self->state->workers.ready()) {
+                out.push_back(worker->last_use);
+            }
+            std::lock_guard lock(self->mutex);
+            self->result = std::move(out);
+            self->done = true;
+            self->cv.notify_one();
+        }) {}
+        detail::ReactorState* state = nullptr;
+        std::mutex mutex;
+        std::condition_variable cv;
+        bool done = false;
+        std::vector<io::Clock::time_point> result;
+    };
+    std::vector<detail::ReactorState*> states;
+    {
+        std::lock_guard lock(states_mutex_);
+        for (const auto& st : states_) {
+            states.push_back(st.get());
+        }
+    }
+    std::vector<std::vector<io::Clock::time_point>> all;
+    for (detail::ReactorState* st : states) {
+        Ask ask;
+        ask.state = st;
+        st->reactor.post(&ask);
+        std::unique_lock lock(ask.mutex);
+        ask.cv.wait(lock, [&] { return ask.done; });
+        all.push_back(std::move(ask.result));
+    }
+    return all;
+}
+
 ServerStats Server::stats() const {
     ServerStats total;
     std::lock_guard lock(states_mutex_);
@@ -959,6 +1051,13 @@ ServerStats Server::stats() const {
         total.exchange_pool_misses += x.exchange_pool_misses;
         total.buffer_pool_misses += s->out_pool.stats().misses + s->body_pool.stats().misses + s->carry_pool.stats().misses;
         total.sends += x.sends;
+        total.rejected_concurrency += x.rejected_concurrency;
+        const auto w = s->workers.stats();
+        total.workers_alive += w.alive;
+        total.workers_ready += w.ready;
+        total.workers_busy += w.busy;
+        total.workers_created += w.created;
+        total.workers_retired += w.retired;
     }
     return total;
 }

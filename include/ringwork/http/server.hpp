@@ -61,6 +61,9 @@ class Server;
 /// naming the field).
 struct ServerOptions {
     std::string name = "ringwork";          ///< Server header value (fasthttp: Name)
+    std::size_t concurrency = 256 * 1024;   ///< max concurrent connections, all reactors; beyond: 503 and close
+    milliseconds max_idle_worker_duration{10000}; ///< the reaper retires workers idle longer
+    milliseconds sleep_when_concurrency_limits_exceeded{0}; ///< pause accepting after a 503; 0 = no pause
     bool no_default_server_header = false;
     bool no_default_date = false;
     bool no_default_content_type = false;   ///< else text/plain; charset=utf-8 when a body has no type
@@ -96,6 +99,12 @@ struct ServerStats {
     std::uint64_t exchange_pool_misses = 0;
     std::uint64_t buffer_pool_misses = 0;
     std::uint64_t sends = 0;
+    std::uint64_t rejected_concurrency = 0; ///< 503: Concurrency reached
+    std::uint64_t workers_alive = 0;
+    std::uint64_t workers_ready = 0;
+    std::uint64_t workers_busy = 0;
+    std::uint64_t workers_created = 0;
+    std::uint64_t workers_retired = 0;
 };
 
 namespace detail {
@@ -155,6 +164,12 @@ public:
     // --- internal -------------------------------------------------------------------------
     [[nodiscard]] const detail::HandlerRef& handler() const noexcept { return handler_; }
     detail::ReactorState& state_for_current_reactor();
+    /// \brief Last-use times of the ready workers of every reactor, each list bottom (oldest)
+    /// first. Asks each reactor thread and waits for the answers (tests, diagnostics).
+    [[nodiscard]] std::vector<std::vector<io::Clock::time_point>> ready_workers() const;
+    /// Connections open across every reactor (fasthttp's GetOpenConnectionsCount).
+    [[nodiscard]] std::uint64_t open_connections() const noexcept { return open_.load(std::memory_order_relaxed); }
+    std::atomic<std::uint64_t> open_{0}; ///< touched once per accept and once per close
 
 private:
     ServerOptions options_;

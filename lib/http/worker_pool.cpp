@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: MIT
+// WorkerPool and reaper implementation.
+#include "http/worker_pool.hpp"
+
+#include "http/reactor_state.hpp"
+#include "io/reactor_impl.hpp"
+
+#include <ringwork/io/timer.hpp>
+#include <ringwork/runtime/frame_pool.hpp>
+
+#include <algorithm>
+#include <memory>
+
+namespace ringwork::http::detail {
+
+runtime::Task<> serve_connection(ReactorState& st, io::Socket socket);
+
+namespace {
+
+struct Park {
+    WorkerPool* pool;
+    Worker* w;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) noexcept { pool->park(w, h); }
+    void await_resume() const noexcept {}
+};
+
+/// The worker: serves the connection it was created for, then parks on the ready stack and
+/// serves whatever it is handed, until retired. Its own frame holds only this loop; the
+/// connection state lives in serve_connection's frame, freed when the connection ends.
+runtime::Task<> worker_loop(ReactorState* st, WorkerPool* pool, io::Socket first) {
+    Worker w;
+    io::Socket socket = std::move(first);
+    for (;;) {
+        co_await serve_connection(*st, std::move(socket));
+        if (pool->stopped()) {
+            break;
+        }
+        co_await Park{pool, &w};
+        if (w.retire) {
+            break;
+        }
+        socket = std::move(w.next);
+    }
+    pool->worker_ended();
+}
+
+} // namespace
+
+bool WorkerPool::serve(io::Socket& socket) {
+    if (!ready_.empty()) {
+        Worker* w = ready_.back(); // FILO: the most recently used worker
+        ready_.pop_back();
+        w->next = std::move(socket);
+        io::detail::current_impl().schedule(std::exchange(w->parked, nullptr));
+        return true;
+    }
+    if (alive_ >= max_workers_ || stopped_) {
+        return false;
+    }
+    ++alive_;
+    ++created_;
+    st_.reactor.spawn(worker_loop(&st_, this, std::move(socket)));
+    return true;
+}
+
+void WorkerPool::park(Worker* w, std::coroutine_handle<> h) noexcept {
+    w->parked = h;
+    w->last_use = io::Clock::now();
+    // Keep room so a park never allocates: the stack never holds more than alive_ workers.
+    ready_.push_back(w); // NOLINT: capacity reserved below
+    if (ready_.capacity() < alive_) {
+        ready_.reserve(alive_);
+    }
+}
+
+std::size_t WorkerPool::retire_idle(io::Clock::time_point cutoff) {
+    // The stack is sorted by last use, oldest at the bottom: the first worker used at or after
+    // the cutoff splits it.
+    const auto split = std::partition_point(ready_.begin(), ready_.end(),
+                                            [cutoff](const Worker* w) { return w->last_use < cutoff; });
+    const auto n = static_cast<std::size_t>(split - ready_.begin());
+    for (auto it = ready_.begin(); it != split; ++it) { // oldest first
+        (*it)->retire = true;
+        io::detail::current_impl().schedule(std::exchange((*it)->parked, nullptr));
+    }
+    ready_.erase(ready_.begin(), split);
+    retired_ += n;
+    return n;
+}
+
+void WorkerPool::stop() {
+    stopped_ = true;
+    retired_ += ready_.size();
+    for (Worker* w : ready_) {
+        w->retire = true;
+        io::detail::current_impl().schedule(std::exchange(w->parked, nullptr));
+    }
+    ready_.clear();
+}
+
+void WorkerPool::worker_ended() noexcept {
+    --alive_;
+    if (alive_ == 0 && all_gone_waiter) {
+        io::detail::current_impl().schedule(std::exchange(all_gone_waiter, nullptr));
+    }
+}
+
+WorkerPool::Stats WorkerPool::stats() const noexcept {
+    Stats s;
+    s.alive = alive_;
+    s.ready = ready_.size();
+    s.busy = alive_ - ready_.size();
+    s.created = created_;
+    s.retired = retired_;
+    return s;
+}
+
+runtime::Task<> run_reaper(ReactorState* st, std::chrono::milliseconds interval) {
+    for (;;) {
+        try {
+            co_await io::sleep_for(interval);
+        } catch (const runtime::OperationCancelled&) {
+            break;
+        }
+        const std::size_t retired = st->workers.retire_idle(io::Clock::now() - interval);
+        if (retired != 0) {
+            // Let the retired workers finish (they are queued), then give memory back.
+            co_await runtime::yield();
+            runtime::FramePool::trim();
+            st->out_pool.trim();
+            st->body_pool.trim();
+            st->carry_pool.trim();
+            io::detail::current_impl().spare().trim();
+        }
+    }
+}
+
+} // namespace ringwork::http::detail

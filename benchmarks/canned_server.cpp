@@ -1,20 +1,25 @@
 // SPDX-License-Identifier: MIT
-// canned_server: the reactor alone (no HTTP parsing) answering each "\r\n\r\n" with a fixed response, all owed answers in one send.
+// canned_server: the reactor alone (no HTTP parsing) answers each request end "\r\n\r\n" with a
+// fixed response, all answers owed after one receive in a single send
+// (benchmarks/reactor_canned.sh).
 #include <ringwork/ringwork.hpp>
 
 #include <fmt/format.h>
 
-#include <poll.h>
-#include <signal.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
-
+#include <cerrno>
+#include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <poll.h>
+#include <signal.h>
 #include <string>
 #include <string_view>
+#include <sys/signalfd.h>
+#include <unistd.h>
+#include <utility>
 
 namespace {
 
@@ -111,7 +116,8 @@ ringwork::Task<> serve(ringwork::io::Socket socket) {
         bool ok = true;
         while (owed > 0 && ok) {
             const std::size_t n = owed < kBatch ? owed : kBatch;
-            ok = static_cast<bool>(co_await socket.send(std::string_view(batch.data(), n * kResponse.size())));
+            ok = static_cast<bool>(
+                co_await socket.send(std::string_view(batch.data(), n * kResponse.size())));
             owed -= n;
         }
         if (!ok) {
@@ -144,9 +150,8 @@ ringwork::Task<> stop_on_signal(int signal_fd) {
 }
 
 [[noreturn]] void usage(int code) {
-    fmt::print(code == 0 ? stdout : stderr,
-               "usage: canned_server [--port N]\n"
-               "  --port N   port on 127.0.0.1 (default 8081)\n");
+    fmt::print(code == 0 ? stdout : stderr, "usage: canned_server [--port N]\n"
+                                            "  --port N   port on 127.0.0.1 (default 8081)\n");
     std::exit(code); // NOLINT(concurrency-mt-unsafe)
 }
 
@@ -157,10 +162,11 @@ std::uint16_t parse_port(int argc, char** argv) {
         if (arg == "--help" || arg == "-h") {
             usage(0);
         } else if (arg == "--port" && i + 1 < argc) {
+            const char* text = argv[++i]; // NOLINT
             char* end = nullptr;
-            port = std::strtoul(argv[++i], &end, 10); // NOLINT
-            if (end == nullptr || *end != '\0' || port > 65535) {
-                fmt::print(stderr, "canned_server: invalid port {}\n", argv[i]); // NOLINT
+            port = std::strtoul(text, &end, 10);
+            if (end == text || *end != '\0' || port > 65535) {
+                fmt::print(stderr, "canned_server: invalid port {}\n", text);
                 std::exit(2); // NOLINT(concurrency-mt-unsafe)
             }
         } else {
@@ -188,8 +194,8 @@ int main(int argc, char** argv) {
     try {
         ringwork::Reactor reactor;
         auto listener = ringwork::io::Listener::bind(ringwork::io::SocketAddress::loopback(port));
-        fmt::print("canned_server listening on http://{}/ ({})\n", listener.local_address().to_string(),
-                   reactor.features().describe());
+        fmt::print("canned_server listening on http://{}/ ({})\n",
+                   listener.local_address().to_string(), reactor.features().describe());
         std::fflush(stdout);
         reactor.spawn(stop_on_signal(signal_fd));
         reactor.spawn(accept_loop(listener));
@@ -199,9 +205,9 @@ int main(int argc, char** argv) {
                    "canned_server stats: loop_iterations={} submit_calls={} sqes_submitted={} "
                    "completions={} buffers_leased={} buffer_ring_exhausted={} multishot_rearms={} "
                    "spare_buffer_allocs={} cq_overflows={} resumed={} timers_fired={}\n",
-                   s.loop_iterations, s.submit_calls, s.sqes_submitted, s.completions, s.buffers_leased,
-                   s.buffer_ring_exhausted, s.multishot_rearms, s.spare_buffer_allocs, s.cq_overflows,
-                   s.resumed, s.timers_fired);
+                   s.loop_iterations, s.submit_calls, s.sqes_submitted, s.completions,
+                   s.buffers_leased, s.buffer_ring_exhausted, s.multishot_rearms,
+                   s.spare_buffer_allocs, s.cq_overflows, s.resumed, s.timers_fired);
     } catch (const std::exception& e) {
         fmt::print(stderr, "canned_server: {}\n", e.what());
         ::close(signal_fd);

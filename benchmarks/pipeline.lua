@@ -4,10 +4,10 @@ local depth = 16
 local batch
 
 function init(args)
-   local one = wrk.format("GET", "/plaintext", { ["Host"] = "localhost" })
-   batch = string.rep(one, depth)
+    local one = wrk.format("GET", "/plaintext", { ["Host"] = "localhost" })
+    batch = string.rep(one, depth)
 end
 
 function request()
-   return batch
+    return batch
 end

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Measures server CPU time per request of benchmarks/canned_server (the reactor alone) under wrk, pipelined x16 and plain keep-alive.
+# Measures server CPU time per request of benchmarks/canned_server (the reactor alone) under wrk,
+# pipelined x16 and plain keep-alive, optionally against a bare C liburing loop (BARE=1).
 #
 # Usage: benchmarks/reactor_canned.sh            (from the repository root)
 #   DURATION=10   seconds per wrk run          ROUNDS=5      rounds (each runs both scenarios)
@@ -87,9 +88,11 @@ if [[ "$BARE" == 1 ]]; then
 #define NBUF 1024
 #define BUFSZ 4096
 #define BGID 0
+#define MASK (NBUF - 1)
 #define MAXFD 65536
 enum { OP_ACCEPT = 1, OP_RECV = 2, OP_SEND = 3 };
-static const char resp[] = "HTTP/1.1 200 OK\r\nServer: R\r\nContent-Length: 13\r\n\r\nHello, World!";
+static const char resp[] =
+    "HTTP/1.1 200 OK\r\nServer: R\r\nContent-Length: 13\r\n\r\nHello, World!";
 #define RLEN (sizeof resp - 1)
 static char batch[RLEN * 64];
 static unsigned char state[MAXFD];
@@ -111,8 +114,13 @@ static unsigned count_ends(const char *p, size_t len, unsigned *state) {
     for (size_t j = i + 3; j < len;) {
         char c = p[j];
         if (c == '\n') {
-            if (p[j - 1] == '\r' && p[j - 2] == '\n' && p[j - 3] == '\r') { ++n; start = j + 1; j += 4; }
-            else j += 2;
+            if (p[j - 1] == '\r' && p[j - 2] == '\n' && p[j - 3] == '\r') {
+                ++n;
+                start = j + 1;
+                j += 4;
+            } else {
+                j += 2;
+            }
         } else j += c == '\r' ? 1 : 4;
     }
     size_t tail = len - start;
@@ -122,7 +130,9 @@ static unsigned count_ends(const char *p, size_t len, unsigned *state) {
     *state = s;
     return n;
 }
-static unsigned long long ud(int op, int fd) { return ((unsigned long long)op << 32) | (unsigned)fd; }
+static unsigned long long ud(int op, int fd) {
+    return ((unsigned long long)op << 32) | (unsigned)fd;
+}
 
 static void arm_recv(struct io_uring *r, int fd) {
     struct io_uring_sqe *s = io_uring_get_sqe(r);
@@ -142,8 +152,12 @@ int main(int argc, char **argv) {
     int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     setsockopt(lfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(0x7F000001)};
-    if (bind(lfd, (struct sockaddr *)&a, sizeof a) || listen(lfd, 4096)) { perror("bind/listen"); return 1; }
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(0x7F000001);
+    if (bind(lfd, (struct sockaddr *)&a, sizeof a) || listen(lfd, 4096)) {
+        perror("bind/listen");
+        return 1;
+    }
     struct io_uring r;
     struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
                                          IORING_SETUP_CQSIZE, .cq_entries = 16384};
@@ -153,11 +167,12 @@ int main(int argc, char **argv) {
     char *bufs = malloc((size_t)NBUF * BUFSZ);
     if (!br || !bufs) return 1;
     io_uring_buf_ring_init(br);
-    struct io_uring_buf_reg reg = {.ring_addr = (unsigned long)br, .ring_entries = NBUF, .bgid = BGID};
+    struct io_uring_buf_reg reg = {.ring_addr = (unsigned long)br, .ring_entries = NBUF};
+    reg.bgid = BGID;
     int err = io_uring_register_buf_ring(&r, &reg, 0);
     if (err) { fprintf(stderr, "buf ring: %s\n", strerror(-err)); return 1; }
     for (int i = 0; i < NBUF; ++i)
-        io_uring_buf_ring_add(br, bufs + (size_t)i * BUFSZ, BUFSZ, i, io_uring_buf_ring_mask(NBUF), i);
+        io_uring_buf_ring_add(br, bufs + (size_t)i * BUFSZ, BUFSZ, i, MASK, i);
     io_uring_buf_ring_advance(br, NBUF);
     struct io_uring_sqe *s = io_uring_get_sqe(&r);
     io_uring_prep_multishot_accept(s, lfd, NULL, NULL, 0);
@@ -172,7 +187,8 @@ int main(int argc, char **argv) {
         unsigned head, n = 0, added = 0;
         io_uring_for_each_cqe(&r, head, cqe) {
             ++n;
-            int op = (int)(cqe->user_data >> 32), fd = (int)(cqe->user_data & 0xffffffffu), res = cqe->res;
+            int op = (int)(cqe->user_data >> 32), res = cqe->res;
+            int fd = (int)(cqe->user_data & 0xffffffffu);
             if (op == OP_ACCEPT) {
                 if (res >= 0 && res < MAXFD) { state[res] = 0; arm_recv(&r, res); }
                 if (!(cqe->flags & IORING_CQE_F_MORE)) {
@@ -191,7 +207,7 @@ int main(int argc, char **argv) {
                 unsigned st = state[fd];
                 unsigned owed = count_ends(b, (size_t)res, &st);
                 state[fd] = (unsigned char)st;
-                io_uring_buf_ring_add(br, (void *)b, BUFSZ, bid, io_uring_buf_ring_mask(NBUF), added++);
+                io_uring_buf_ring_add(br, (void *)b, BUFSZ, bid, MASK, added++);
                 while (owed) {
                     unsigned k = owed < 64 ? owed : 64;
                     s = io_uring_get_sqe(&r);
@@ -206,7 +222,8 @@ int main(int argc, char **argv) {
         cqes += n;
         if (added) io_uring_buf_ring_advance(br, added);
     }
-    fprintf(stderr, "bare stats: loop_iterations=%llu submit_calls=%llu completions=%llu\n", loops, loops, cqes);
+    fprintf(stderr, "bare stats: loop_iterations=%llu submit_calls=%llu completions=%llu\n",
+            loops, loops, cqes);
     return 0;
 }
 EOF
@@ -258,8 +275,9 @@ measure() { # name, scenario, wrk args...
     shift 2
     local label="$name-$scenario" pid=${SERVER_PID[$name]} before after requests rps ticks
     before=$(cpu_ticks "$pid")
-    timeout $((DURATION + 30)) taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$@" \
-        "http://127.0.0.1:${SERVER_PORT[$name]}/" >"$WORK/wrk.out" 2>&1
+    timeout $((DURATION + 30)) taskset -c "$CLIENT_CPU" \
+        wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$@" "http://127.0.0.1:${SERVER_PORT[$name]}/" \
+        >"$WORK/wrk.out" 2>&1
     after=$(cpu_ticks "$pid")
     requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk.out")
     rps=$(awk '/^Requests\/sec:/ { print $2 }' "$WORK/wrk.out")
@@ -287,7 +305,8 @@ summarize() { # label
 
 # --- run -------------------------------------------------------------------------------------
 SERVERS=(canned)
-echo "== machine: nproc $(nproc), kernel $(uname -r), CLK_TCK $CLK_TCK, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== machine: nproc $(nproc), kernel $(uname -r), CLK_TCK $CLK_TCK," \
+    "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== wrk -t1 -c$CONNECTIONS on CPU $CLIENT_CPU, ${DURATION}s per run, $ROUNDS rounds"
 start_server canned "$PORT" "$SERVER_BIN" --port "$PORT"
 if [[ "$BARE" == 1 ]]; then
@@ -296,7 +315,7 @@ if [[ "$BARE" == 1 ]]; then
 fi
 # Rounds interleave the servers and scenarios so that drifting host load hits all alike.
 for round in $(seq "$ROUNDS"); do
-    echo " round $round"
+    echo " round $round (load average $(cut -d' ' -f1 /proc/loadavg))"
     for name in "${SERVERS[@]}"; do
         measure "$name" pipelined-x16 -s benchmarks/pipeline.lua
     done

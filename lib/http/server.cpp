@@ -110,6 +110,24 @@ public:
 private:
     // --- reading -------------------------------------------------------------------------
     runtime::Task<io::Result<io::BufferLease>> receive(milliseconds limit);
+    /// Time left before the earliest of the request's deadlines (0 = none, negative = passed).
+    milliseconds remaining(milliseconds head_limit, milliseconds request_limit) const noexcept {
+        const auto now = io::Clock::now();
+        milliseconds best{0};
+        for (const milliseconds t : {head_limit, request_limit}) {
+            if (t.count() > 0) {
+                auto left = std::chrono::ceil<milliseconds>(request_start_ + t - now);
+                if (left.count() <= 0) {
+                    return milliseconds(-1);
+                }
+                if (best.count() == 0 || left < best) {
+                    best = left;
+                }
+            }
+        }
+        return best;
+    }
+    io::Clock::time_point request_start_{};
     bool window_from_carry() const noexcept { return !lease_.holds_buffer(); }
     void to_carry();
     void rebase_head(RequestHead& head, const char* from, std::size_t len, char* to) noexcept;
@@ -441,7 +459,12 @@ runtime::Task<bool> Connection::read_body(Exchange& x) {
         if (carry_.capacity() != 0) {
             carry_.clear();
         }
-        milliseconds limit = st_.options.read_timeout;
+        const milliseconds limit = remaining(milliseconds(0), st_.options.read_timeout);
+        if (limit.count() < 0) {
+            st_.body_pool.give(std::move(request_body));
+            respond_error(408, "the request body did not arrive in time");
+            co_return false;
+        }
         auto r = co_await receive(limit);
         if (!r || r->empty()) {
             st_.body_pool.give(std::move(request_body));
@@ -552,9 +575,15 @@ runtime::Task<> Connection::run() {
             break;
         }
         idle_ = !mid_request;
-        milliseconds limit = mid_request ? o.header_read_timeout : idle;
-        if (mid_request && o.read_timeout.count() > 0 && (limit.count() == 0 || o.read_timeout < limit)) {
-            limit = o.read_timeout;
+        milliseconds limit = idle;
+        if (mid_request) {
+            // The head as a whole must arrive within header_read_timeout (and the request
+            // within read_timeout) of its first byte: a client dripping bytes gains nothing.
+            limit = remaining(o.header_read_timeout, o.read_timeout);
+            if (limit.count() < 0) {
+                respond_error(408, "the request did not arrive in time");
+                break;
+            }
         }
         to_carry();
         auto r = co_await receive(limit);
@@ -588,6 +617,7 @@ runtime::Task<> Connection::run() {
                 break;
             }
             if (x == nullptr) {
+                request_start_ = io::Clock::now();
                 x = st_.take_exchange();
                 x->request.peer_fd_ = socket_.fd();
                 x->connection_ = this;

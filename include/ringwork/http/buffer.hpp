@@ -45,6 +45,9 @@ public:
         size_ += n;
     }
     void append(std::string_view s) {
+        if (s.empty()) {
+            return; // memcpy from a null view is undefined
+        }
         std::memcpy(prepare(s.size()), s.data(), s.size());
         size_ += s.size();
     }

@@ -1,21 +1,9 @@
 // SPDX-License-Identifier: MIT
-// Unit tests for io_uring being unavailable (seccomp-denied io_uring_setup) and invalid reactor configuration.
+// Unit tests for io_uring being unavailable (a seccomp filter denies io_uring_setup in a child
+// process) and for invalid reactor configuration (environment and ReactorOptions).
 #include <ringwork/io/reactor.hpp>
 #include <ringwork/io/runtime.hpp>
 #include <ringwork/runtime/task.hpp>
-
-#include <doctest/doctest.h>
-
-#include <fcntl.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -24,12 +12,23 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <doctest/doctest.h>
 #include <exception>
+#include <fcntl.h>
 #include <functional>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <optional>
+#include <poll.h>
+#include <signal.h>
 #include <stdexcept>
 #include <string>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 
 namespace {
 
@@ -49,9 +48,9 @@ constexpr std::uint32_t kAuditArch = 0;
 #endif
 
 // Child exit codes (anything else is a crash, a signal or a timeout).
-constexpr int kChildCaught = 0;        // caught exactly IoUringUnavailable
-constexpr int kChildFilterFailed = 2;  // could not install the seccomp filter
-constexpr int kChildNoException = 3;   // the reactor came up despite the filter
+constexpr int kChildCaught = 0;       // caught exactly IoUringUnavailable
+constexpr int kChildFilterFailed = 2; // could not install the seccomp filter
+constexpr int kChildNoException = 3;  // the reactor came up despite the filter
 constexpr int kChildOtherException = 4;
 
 constexpr auto kChildDeadline = std::chrono::seconds(20);
@@ -60,7 +59,8 @@ constexpr auto kChildDeadline = std::chrono::seconds(20);
 constexpr sock_filter bpf_stmt(std::uint16_t code, std::uint32_t k) noexcept {
     return sock_filter{code, 0, 0, k};
 }
-constexpr sock_filter bpf_jump(std::uint16_t code, std::uint32_t k, std::uint8_t jt, std::uint8_t jf) noexcept {
+constexpr sock_filter bpf_jump(std::uint16_t code, std::uint32_t k, std::uint8_t jt,
+                               std::uint8_t jf) noexcept {
     return sock_filter{code, jt, jf, k};
 }
 
@@ -70,7 +70,8 @@ bool deny_io_uring_setup(int err) {
     constexpr auto ld_w_abs = static_cast<std::uint16_t>(BPF_LD | BPF_W | BPF_ABS);
     constexpr auto jeq_k = static_cast<std::uint16_t>(BPF_JMP | BPF_JEQ | BPF_K);
     constexpr auto ret_k = static_cast<std::uint16_t>(BPF_RET | BPF_K);
-    const std::uint32_t deny = SECCOMP_RET_ERRNO | (static_cast<std::uint32_t>(err) & SECCOMP_RET_DATA);
+    const std::uint32_t deny =
+        SECCOMP_RET_ERRNO | (static_cast<std::uint32_t>(err) & SECCOMP_RET_DATA);
     const auto nr = static_cast<std::uint32_t>(__NR_io_uring_setup);
 #if defined(__x86_64__)
     // The x32 ABI reaches the same system call with bit 30 set and the same audit arch.
@@ -95,7 +96,8 @@ bool deny_io_uring_setup(int err) {
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1UL, 0UL, 0UL, 0UL) != 0) {
         return false;
     }
-    return ::prctl(PR_SET_SECCOMP, static_cast<unsigned long>(SECCOMP_MODE_FILTER), &program, 0UL, 0UL) == 0;
+    return ::prctl(PR_SET_SECCOMP, static_cast<unsigned long>(SECCOMP_MODE_FILTER), &program, 0UL,
+                   0UL) == 0;
 }
 
 void write_all(int fd, const std::string& text) {
@@ -114,8 +116,8 @@ void write_all(int fd, const std::string& text) {
 
 struct ChildOutcome {
     bool timed_out = false;
-    int status = 0;    ///< raw waitpid status
-    std::string text;  ///< what the child wrote: "<errno>:<what()>"
+    int status = 0;   ///< raw waitpid status
+    std::string text; ///< what the child wrote: "<errno>:<what()>"
 
     [[nodiscard]] bool exited_with(int code) const {
         return !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == code;
@@ -156,7 +158,8 @@ ChildOutcome run_denied(int err, const std::function<void()>& body) {
         ::close(fds[0]);
         int code = kChildOtherException;
         if (!deny_io_uring_setup(err)) {
-            write_all(fds[1], std::to_string(errno) + ":seccomp filter refused: " + std::strerror(errno));
+            write_all(fds[1],
+                      std::to_string(errno) + ":seccomp filter refused: " + std::strerror(errno));
             ::_exit(kChildFilterFailed);
         }
         try {
@@ -212,9 +215,13 @@ ChildOutcome run_denied(int err, const std::function<void()>& body) {
     return out;
 }
 
-ringwork::runtime::Task<> never_called(Reactor& /*reactor*/, unsigned /*index*/) { co_return; }
+ringwork::runtime::Task<> never_called(Reactor& /*reactor*/, unsigned /*index*/) {
+    co_return;
+}
 
-void construct_reactor() { Reactor reactor; }
+void construct_reactor() {
+    Reactor reactor;
+}
 
 void run_runtime_with_two_threads() {
     ringwork::io::Runtime runtime(ringwork::io::RuntimeOptions{.threads = 2});
@@ -228,7 +235,8 @@ bool contains(const std::string& haystack, const char* needle) {
 /// Sets an environment variable for one scope and restores the previous value.
 class ScopedEnv {
 public:
-    ScopedEnv(const char* name, const char* value) : name_(name) {
+    ScopedEnv(const char* name, const char* value)
+        : name_(name) {
         if (const char* old = std::getenv(name)) { // NOLINT(concurrency-mt-unsafe)
             old_ = old;
         }

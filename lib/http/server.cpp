@@ -2,6 +2,7 @@
 // The HTTP/1.1 connection engine: read, parse in place, dispatch, batch responses, close.
 #include <ringwork/http/server.hpp>
 
+#include "http/per_ip.hpp"
 #include "http/reactor_state.hpp"
 #include "io/reactor_impl.hpp"
 
@@ -88,7 +89,7 @@ void ReactorState::give_exchange(Exchange* x) noexcept {
 /// One connection's state; lives in the serve_conn coroutine frame.
 class Connection {
 public:
-    Connection(ReactorState& st, io::Socket socket);
+    Connection(ReactorState& st, io::Socket socket, IpKey ip);
     ~Connection();
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
@@ -145,6 +146,7 @@ private:
 
     ReactorState& st_;
     io::Socket socket_;
+    IpKey ip_;                   ///< counted in the per-IP table when known
     RequestParser parser_;
     io::BufferLease lease_;      ///< current receive buffer (window when it holds one)
     ByteBuffer carry_;           ///< window when lease_ is empty; pooled, released when empty
@@ -179,7 +181,7 @@ private:
     bool timed_out_ = false;
 };
 
-Connection::Connection(ReactorState& st, io::Socket socket) : st_(st), socket_(std::move(socket)) {
+Connection::Connection(ReactorState& st, io::Socket socket, IpKey ip) : st_(st), socket_(std::move(socket)), ip_(ip) {
     ParserLimits limits;
     limits.max_request_line = st.options.max_request_line;
     limits.max_header_bytes = st.options.max_header_bytes;
@@ -231,6 +233,9 @@ Connection::~Connection() {
     }
     --st_.stats.connections_open;
     st_.server.open_.fetch_sub(1, std::memory_order_relaxed);
+    if (ip_.known()) {
+        st_.server.per_ip_->release(ip_);
+    }
     if (--st_.active == 0 && st_.drained_waiter) {
         st_.reactor.impl().schedule(std::exchange(st_.drained_waiter, nullptr));
     }
@@ -813,9 +818,9 @@ void ReactorState::begin_shutdown() noexcept {
     }
 }
 
-runtime::Task<> serve_connection(ReactorState& st, io::Socket socket);
-runtime::Task<> serve_connection(ReactorState& st, io::Socket socket) {
-    Connection conn(st, std::move(socket));
+runtime::Task<> serve_connection(ReactorState& st, io::Socket socket, IpKey ip);
+runtime::Task<> serve_connection(ReactorState& st, io::Socket socket, IpKey ip) {
+    Connection conn(st, std::move(socket), ip);
     co_await conn.run();
     co_await conn.finish();
 }
@@ -837,7 +842,10 @@ void Exchange::send_early_hints() { static_cast<detail::Connection*>(connection_
 // -----------------------------------------------------------------------------------------
 // Server
 
-Server::Server(ServerOptions options) : options_(std::move(options)) { options_.validate(); }
+Server::Server(ServerOptions options) : options_(std::move(options)) {
+    options_.validate();
+    per_ip_ = std::make_unique<detail::PerIpTable>();
+}
 Server::~Server() = default;
 
 detail::ReactorState& Server::state_for_current_reactor() {
@@ -861,7 +869,7 @@ detail::ReactorState& Server::state_for_current_reactor() {
 runtime::Task<> Server::serve_conn(io::Socket socket) {
     detail::ReactorState& st = state_for_current_reactor();
     open_.fetch_add(1, std::memory_order_relaxed);
-    co_await detail::serve_connection(st, std::move(socket));
+    co_await detail::serve_connection(st, std::move(socket), detail::IpKey{});
 }
 
 namespace {
@@ -869,10 +877,12 @@ namespace {
 constexpr std::string_view kConcurrencyBody =
     "The connection cannot be served because Server.Concurrency limit exceeded";
 
-/// Answer a connection we cannot serve with a fast 503 and close it (no worker involved).
-runtime::Task<> reject(detail::ReactorState* st, io::Socket socket) {
+constexpr std::string_view kPerIpBody = "The number of connections from your ip exceeds MaxConnsPerIP";
+
+/// Answer a connection we cannot serve with a fast canned response and close it (no worker).
+runtime::Task<> reject(detail::ReactorState* st, io::Socket socket, int status, std::string_view body) {
     ByteBuffer out(512);
-    detail::write_simple(out, 503, kConcurrencyBody, st->options, st->date, true);
+    detail::write_simple(out, status, body, st->options, st->date, true);
     (void)co_await socket.send(out.view());
     co_await socket.close();
 }
@@ -883,9 +893,25 @@ runtime::Task<> accept_loop(detail::ReactorState* st, io::Listener* listener) {
     for (;;) {
         auto accepted = co_await listener->accept();
         if (accepted) {
+            detail::IpKey ip;
+            if (st->options.max_conns_per_ip != 0) {
+                io::SocketAddress peer;
+                peer.length = sizeof(peer.storage);
+                if (::getpeername(accepted->fd(), reinterpret_cast<sockaddr*>(&peer.storage), &peer.length) == 0) { // NOLINT
+                    ip = detail::IpKey::of(peer);
+                }
+                if (ip.known() && !server.per_ip_->acquire(ip, st->options.max_conns_per_ip)) {
+                    ++st->stats.rejected_per_ip;
+                    st->reactor.spawn(reject(st, std::move(*accepted), 429, kPerIpBody));
+                    continue;
+                }
+            }
             // The global limit: one atomic add per accept, never per request.
             const bool over = server.open_.fetch_add(1, std::memory_order_relaxed) >= limit;
-            if (over || !st->workers.serve(*accepted)) {
+            if (over || !st->workers.serve(*accepted, ip)) {
+                if (ip.known()) {
+                    server.per_ip_->release(ip);
+                }
                 server.open_.fetch_sub(1, std::memory_order_relaxed);
                 ++st->stats.rejected_concurrency;
                 const auto now = io::Clock::now();
@@ -894,7 +920,7 @@ runtime::Task<> accept_loop(detail::ReactorState* st, io::Listener* listener) {
                     fmt::print(stderr, "ringwork: the connection cannot be served because Server.Concurrency "
                                        "limit ({}) exceeded\n", limit);
                 }
-                st->reactor.spawn(reject(st, std::move(*accepted)));
+                st->reactor.spawn(reject(st, std::move(*accepted), 503, kConcurrencyBody));
                 if (st->options.sleep_when_concurrency_limits_exceeded.count() > 0) {
                     try {
                         co_await io::sleep_for(st->options.sleep_when_concurrency_limits_exceeded);
@@ -1082,6 +1108,7 @@ ServerStats Server::stats() const {
         total.buffer_pool_misses += s->out_pool.stats().misses + s->body_pool.stats().misses + s->carry_pool.stats().misses;
         total.sends += x.sends;
         total.rejected_concurrency += x.rejected_concurrency;
+        total.rejected_per_ip += x.rejected_per_ip;
         const auto w = s->workers.stats();
         total.workers_alive += w.alive;
         total.workers_ready += w.ready;

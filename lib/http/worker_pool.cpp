@@ -13,7 +13,7 @@
 
 namespace ringwork::http::detail {
 
-runtime::Task<> serve_connection(ReactorState& st, io::Socket socket);
+runtime::Task<> serve_connection(ReactorState& st, io::Socket socket, IpKey ip);
 
 namespace {
 
@@ -28,11 +28,12 @@ struct Park {
 /// The worker: serves the connection it was created for, then parks on the ready stack and
 /// serves whatever it is handed, until retired. Its own frame holds only this loop; the
 /// connection state lives in serve_connection's frame, freed when the connection ends.
-runtime::Task<> worker_loop(ReactorState* st, WorkerPool* pool, io::Socket first) {
+runtime::Task<> worker_loop(ReactorState* st, WorkerPool* pool, io::Socket first, IpKey first_ip) {
     Worker w;
     io::Socket socket = std::move(first);
+    IpKey ip = first_ip;
     for (;;) {
-        co_await serve_connection(*st, std::move(socket));
+        co_await serve_connection(*st, std::move(socket), ip);
         if (pool->stopped()) {
             break;
         }
@@ -41,17 +42,19 @@ runtime::Task<> worker_loop(ReactorState* st, WorkerPool* pool, io::Socket first
             break;
         }
         socket = std::move(w.next);
+        ip = w.next_ip;
     }
     pool->worker_ended();
 }
 
 } // namespace
 
-bool WorkerPool::serve(io::Socket& socket) {
+bool WorkerPool::serve(io::Socket& socket, const IpKey& ip) {
     if (!ready_.empty()) {
         Worker* w = ready_.back(); // FILO: the most recently used worker
         ready_.pop_back();
         w->next = std::move(socket);
+        w->next_ip = ip;
         io::detail::current_impl().schedule(std::exchange(w->parked, nullptr));
         return true;
     }
@@ -60,7 +63,7 @@ bool WorkerPool::serve(io::Socket& socket) {
     }
     ++alive_;
     ++created_;
-    st_.reactor.spawn(worker_loop(&st_, this, std::move(socket)));
+    st_.reactor.spawn(worker_loop(&st_, this, std::move(socket), ip));
     return true;
 }
 

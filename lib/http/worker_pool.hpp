@@ -6,6 +6,8 @@
 #include <ringwork/io/socket.hpp>
 #include <ringwork/runtime/task.hpp>
 
+#include "http/per_ip.hpp"
+
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
@@ -19,6 +21,7 @@ class ReactorState;
 struct Worker {
     std::coroutine_handle<> parked{};   ///< set while waiting on the ready stack
     io::Socket next;                     ///< the connection handed over by the pool
+    IpKey next_ip;                       ///< its client address (when MaxConnsPerIP counts)
     io::Clock::time_point last_use{};    ///< when it was released (ready stack order)
     bool retire = false;
 };
@@ -43,7 +46,7 @@ public:
 
     /// \brief Hand `socket` to a worker: the top of the ready stack, else a new one if fewer
     /// than the limit exist. Returns false (socket untouched) when the limit is reached.
-    bool serve(io::Socket& socket);
+    bool serve(io::Socket& socket, const IpKey& ip);
     /// \brief Retire every ready worker whose last use is before `cutoff` (binary search on
     /// the stack, oldest first); returns how many. The reaper calls it.
     std::size_t retire_idle(io::Clock::time_point cutoff);

@@ -64,6 +64,7 @@ struct ServerOptions {
     std::size_t concurrency = 256 * 1024;   ///< max concurrent connections, all reactors; beyond: 503 and close
     milliseconds max_idle_worker_duration{10000}; ///< the reaper retires workers idle longer
     milliseconds sleep_when_concurrency_limits_exceeded{0}; ///< pause accepting after a 503; 0 = no pause
+    std::size_t max_conns_per_ip = 0;       ///< 0 = unlimited; beyond: 429 and close (all reactors)
     bool no_default_server_header = false;
     bool no_default_date = false;
     bool no_default_content_type = false;   ///< else text/plain; charset=utf-8 when a body has no type
@@ -100,6 +101,7 @@ struct ServerStats {
     std::uint64_t buffer_pool_misses = 0;
     std::uint64_t sends = 0;
     std::uint64_t rejected_concurrency = 0; ///< 503: Concurrency reached
+    std::uint64_t rejected_per_ip = 0;      ///< 429: MaxConnsPerIP reached
     std::uint64_t workers_alive = 0;
     std::uint64_t workers_ready = 0;
     std::uint64_t workers_busy = 0;
@@ -108,6 +110,7 @@ struct ServerStats {
 };
 
 namespace detail {
+class PerIpTable;
 struct HandlerRef {
     using Async = runtime::Task<> (*)(void* self, Exchange& x);
     using Sync = void (*)(void* self, Exchange& x);
@@ -170,6 +173,7 @@ public:
     /// Connections open across every reactor (fasthttp's GetOpenConnectionsCount).
     [[nodiscard]] std::uint64_t open_connections() const noexcept { return open_.load(std::memory_order_relaxed); }
     std::atomic<std::uint64_t> open_{0}; ///< touched once per accept and once per close
+    std::unique_ptr<detail::PerIpTable> per_ip_;
 
 private:
     ServerOptions options_;

@@ -211,3 +211,25 @@ TEST_SUITE("server") {
         CHECK_THROWS_WITH_AS(Server{p}, doctest::Contains("ServerOptions.name"), std::invalid_argument);
     }
 }
+
+TEST_SUITE("server limits") {
+    TEST_CASE("MaxConnsPerIP=1: a second connection from the same address gets 429 and is closed") {
+        ServerOptions o;
+        o.max_conns_per_ip = 1;
+        RunningServer s(o);
+        const int a = test::connect_blocking(s.port);
+        CHECK(get(a, "/a").find("200 OK") != std::string::npos);
+        const int b = test::connect_blocking(s.port);
+        const std::string refused = read_to_eof(b);
+        CHECK(refused.find("HTTP/1.1 429 Too Many Requests") == 0);
+        CHECK(refused.find("MaxConnsPerIP") != std::string::npos);
+        CHECK(s.server.stats().rejected_per_ip == 1);
+        ::close(b);
+        ::close(a);
+        // The count is released with the connection: a new one is served.
+        REQUIRE(test::eventually([&] { return s.server.open_connections() == 0; }));
+        const int c = test::connect_blocking(s.port);
+        CHECK(get(c, "/c").find("200 OK") != std::string::npos);
+        ::close(c);
+    }
+}

@@ -1,25 +1,17 @@
 // SPDX-License-Identifier: MIT
-// ringwork-hello: the quick-start server. Until the HTTP engine lands it answers every request
-// that ends in CRLFCRLF with a fixed "Hello, World!" over keep-alive, straight on the runtime.
-#include <ringwork/ringwork.hpp>
+// ringwork-hello: the quick-start server (a few routes on http::Server until the router lands).
+#include <ringwork/http/server.hpp>
+#include <ringwork/io/timer.hpp>
 
 #include <fmt/format.h>
 
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <string_view>
 
 namespace {
 
 using namespace std::literals;
-
-constexpr std::string_view kResponse = "HTTP/1.1 200 OK\r\n"
-                                       "Server: ringwork\r\n"
-                                       "Content-Type: text/plain; charset=utf-8\r\n"
-                                       "Content-Length: 14\r\n"
-                                       "\r\n"
-                                       "Hello, World!\n";
 
 struct Options {
     std::string host = "127.0.0.1";
@@ -30,8 +22,31 @@ struct Options {
 void usage() {
     fmt::print("usage: ringwork-hello [--host ADDR] [--port N] [--threads N]\n"
                "  --host ADDR    address to listen on (default 127.0.0.1)\n"
-               "  --port N       port (default 8080)\n"
-               "  --threads N    reactor threads (default 1; 0 = one per CPU)\n");
+               "  --port N       port (default 8080; 0 picks a free one)\n"
+               "  --threads N    reactor threads (default 1; 0 = one per CPU)\n"
+               "routes: /  /hello/NAME  /json  /delay?ms=N\n");
+}
+
+[[noreturn]] void fail(std::string_view message) {
+    fmt::print(stderr, "ringwork-hello: {}\n", message);
+    std::exit(2); // NOLINT(concurrency-mt-unsafe)
+}
+
+unsigned long number(std::string_view flag, std::string_view text, unsigned long max) {
+    unsigned long v = 0;
+    if (text.empty() || text.size() > 10) {
+        fail(fmt::format("{} expects a number, got '{}'", flag, text));
+    }
+    for (const char c : text) {
+        if (c < '0' || c > '9') {
+            fail(fmt::format("{} expects a number, got '{}'", flag, text));
+        }
+        v = v * 10 + static_cast<unsigned long>(c - '0');
+    }
+    if (v > max) {
+        fail(fmt::format("{} must be at most {}", flag, max));
+    }
+    return v;
 }
 
 Options parse(int argc, char** argv) {
@@ -40,8 +55,7 @@ Options parse(int argc, char** argv) {
         const std::string_view arg = argv[i]; // NOLINT
         auto value = [&]() -> std::string_view {
             if (i + 1 >= argc) {
-                fmt::print(stderr, "ringwork-hello: {} needs a value\n", arg);
-                std::exit(2); // NOLINT(concurrency-mt-unsafe)
+                fail(fmt::format("{} needs a value", arg));
             }
             return argv[++i]; // NOLINT
         };
@@ -51,73 +65,42 @@ Options parse(int argc, char** argv) {
         } else if (arg == "--host") {
             o.host = value();
         } else if (arg == "--port") {
-            o.port = static_cast<std::uint16_t>(std::stoul(std::string(value())));
+            o.port = static_cast<std::uint16_t>(number(arg, value(), 65535));
         } else if (arg == "--threads") {
-            o.threads = static_cast<unsigned>(std::stoul(std::string(value())));
+            o.threads = static_cast<unsigned>(number(arg, value(), 1024));
         } else {
-            fmt::print(stderr, "ringwork-hello: unknown option {}\n", arg);
             usage();
-            std::exit(2); // NOLINT(concurrency-mt-unsafe)
+            fail(fmt::format("unknown option {}", arg));
         }
     }
     return o;
 }
 
-/// Count request ends ("\r\n\r\n") across buffer boundaries; `state` is how much of the
-/// terminator the previous bytes matched.
-std::size_t count_request_ends(std::string_view bytes, unsigned& state) {
-    std::size_t n = 0;
-    for (const char c : bytes) {
-        if (c == '\r') {
-            state = (state == 2) ? 3 : 1;
-        } else if (c == '\n' && (state == 1 || state == 3)) {
-            if (state == 3) {
-                ++n;
-                state = 0;
-            } else {
-                state = 2;
-            }
-        } else {
-            state = 0;
+/// The routes. A plain coroutine: `co_await` anything, the reactor keeps serving others.
+ringwork::runtime::Task<> handle(ringwork::http::Exchange& x) {
+    auto& req = x.request;
+    auto& res = x.response;
+    const std::string_view path = req.path();
+    if (path == "/") {
+        res.set_body_static("Hello, World!\n");
+    } else if (path.starts_with("/hello/") && path.size() > 7) {
+        res.set_body(fmt::format("Hello, {}!\n", path.substr(7)));
+    } else if (path == "/json") {
+        res.set_content_type("application/json");
+        res.set_body(R"({"message":"Hello, World!"})");
+    } else if (path == "/delay") {
+        const auto ms = req.query("ms").value_or("100");
+        unsigned long wait = 0;
+        for (const char c : ms) {
+            wait = (c >= '0' && c <= '9' && wait < 10000) ? wait * 10 + static_cast<unsigned long>(c - '0') : wait;
         }
+        wait = wait > 10000 ? 10000 : wait;
+        co_await ringwork::io::sleep_for(std::chrono::milliseconds(wait)); // a timer, not a blocked thread
+        res.set_body(fmt::format("waited {} ms\n", wait));
+    } else {
+        res.set_status(404);
+        res.set_body("Not Found\n");
     }
-    return n;
-}
-
-ringwork::Task<> serve(ringwork::io::Socket socket) {
-    unsigned state = 0;
-    for (;;) {
-        auto lease = co_await socket.recv();
-        if (!lease || lease->empty()) {
-            break;
-        }
-        std::size_t owed = count_request_ends(lease->view(), state);
-        lease->release();
-        while (owed > 0) {
-            if (auto sent = co_await socket.send(kResponse); !sent) {
-                owed = 0;
-                break;
-            }
-            --owed;
-        }
-    }
-    co_await socket.close();
-}
-
-ringwork::Task<> accept_loop(ringwork::io::SocketAddress address, bool announce) {
-    auto listener = ringwork::io::Listener::bind(address);
-    if (announce) {
-        fmt::print("ringwork-hello listening on http://{}/\n", listener.local_address().to_string());
-        std::fflush(stdout);
-    }
-    const ringwork::StopToken stop = ringwork::Reactor::current()->stop_token();
-    while (!stop.stop_requested()) {
-        auto socket = co_await listener.accept();
-        if (socket) {
-            ringwork::spawn(serve(std::move(*socket)));
-        }
-    }
-    co_await listener.close();
 }
 
 } // namespace
@@ -125,16 +108,19 @@ ringwork::Task<> accept_loop(ringwork::io::SocketAddress address, bool announce)
 int main(int argc, char** argv) {
     const Options options = parse(argc, argv);
     const bool v6 = options.host.find(':') != std::string::npos;
-    auto address = ringwork::io::SocketAddress::parse(
+    const auto address = ringwork::io::SocketAddress::parse(
         v6 ? fmt::format("[{}]:{}", options.host, options.port) : fmt::format("{}:{}", options.host, options.port));
     if (!address) {
-        fmt::print(stderr, "ringwork-hello: invalid --host {}\n", options.host);
-        return 2;
+        fail(fmt::format("invalid --host {}", options.host));
     }
     try {
-        ringwork::Runtime runtime(ringwork::io::RuntimeOptions{.threads = options.threads});
-        const ringwork::io::SocketAddress where = *address;
-        runtime.run([where](ringwork::Reactor&, unsigned index) { return accept_loop(where, index == 0); });
+        ringwork::http::Server server;
+        server.set_handler([](ringwork::http::Exchange& x) { return handle(x); });
+        server.listen_and_serve(*address, options.threads, [&](std::uint16_t port) {
+            fmt::print("ringwork-hello listening on http://{}{}{}:{}/\n", v6 ? "[" : "", options.host, v6 ? "]" : "",
+                       port);
+            std::fflush(stdout);
+        });
     } catch (const std::exception& e) {
         fmt::print(stderr, "ringwork-hello: {}\n", e.what());
         return 1;

@@ -29,6 +29,7 @@ CLK_TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d /tmp/reactor_canned.XXXXXX)
 declare -A SERVER_PID=()  # name -> pid
 declare -A SERVER_PORT=() # name -> port
+WRK_PID=""
 
 # True while the process runs (a zombie awaiting `wait` does not count).
 alive() {
@@ -57,16 +58,27 @@ stop_server() { # name
 }
 cleanup() {
     local name
+    if [[ -n "$WRK_PID" ]]; then
+        kill -INT "$WRK_PID" 2>/dev/null || true
+        wait "$WRK_PID" 2>/dev/null || true
+    fi
     for name in "${!SERVER_PID[@]}"; do
         stop_server "$name"
     done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+# bash runs traps only after a foreground child ends, and `timeout` moves wrk into a process group
+# of its own (a terminal's Ctrl-C misses it): wrk runs in the background and `wait` lets this trap
+# fire at once; cleanup then stops wrk and the servers.
 trap 'exit 130' INT TERM
 
 # --- build -----------------------------------------------------------------------------------
 echo "== building canned_server in $BUILD_DIR"
+if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
+    timeout 300 meson setup "$BUILD_DIR" >"$WORK/setup.log" 2>&1 ||
+        { cat "$WORK/setup.log" >&2; exit 1; }
+fi
 timeout 600 ninja -C "$BUILD_DIR" benchmarks/canned_server >"$WORK/build.log" 2>&1 ||
     { cat "$WORK/build.log" >&2; exit 1; }
 SERVER_BIN="$BUILD_DIR/benchmarks/canned_server"
@@ -265,8 +277,19 @@ start_server() { # name, port, command...
     fi
     echo "== $name: pid $pid on CPU $SERVER_CPU, port $port"
     # Warm-up (not reported): connections, buffer ring, page faults.
-    timeout 30 taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d1s -s benchmarks/pipeline.lua \
-        "http://127.0.0.1:$port/" >/dev/null 2>&1
+    run_wrk 1 -s benchmarks/pipeline.lua "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
+}
+
+# wrk -t1 -c$CONNECTIONS pinned to CLIENT_CPU for `seconds`, bounded by a timeout (see the trap).
+run_wrk() { # seconds, wrk args...
+    local seconds=$1 rc=0
+    shift
+    timeout $((seconds + 30)) taskset -c "$CLIENT_CPU" \
+        wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" "$@" &
+    WRK_PID=$!
+    wait "$WRK_PID" || rc=$?
+    WRK_PID=""
+    return "$rc"
 }
 
 # One wrk run against server `name`; appends "req/s us/request" to $WORK/<name>-<scenario>.
@@ -275,9 +298,13 @@ measure() { # name, scenario, wrk args...
     shift 2
     local label="$name-$scenario" pid=${SERVER_PID[$name]} before after requests rps ticks
     before=$(cpu_ticks "$pid")
-    timeout $((DURATION + 30)) taskset -c "$CLIENT_CPU" \
-        wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$@" "http://127.0.0.1:${SERVER_PORT[$name]}/" \
-        >"$WORK/wrk.out" 2>&1
+    run_wrk "$DURATION" "$@" "http://127.0.0.1:${SERVER_PORT[$name]}/" >"$WORK/wrk.out" 2>&1 ||
+        { echo "reactor_canned.sh: wrk failed against $name" >&2; cat "$WORK/wrk.out" >&2; exit 1; }
+    if ! alive "$pid"; then
+        echo "reactor_canned.sh: $name (pid $pid) died during the run" >&2
+        sed 's/^/  /' "$WORK/$name.err" >&2
+        exit 1
+    fi
     after=$(cpu_ticks "$pid")
     requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk.out")
     rps=$(awk '/^Requests\/sec:/ { print $2 }' "$WORK/wrk.out")

@@ -135,7 +135,7 @@ void validate(const ReactorOptions& o) {
 ReactorImpl::ReactorImpl(Reactor& owner, ReactorOptions options)
     : owner_(owner), timers_(to_tick_floor(Clock::now())), spare_(options.buffer_size)
     , thread_id_(&tl_thread_marker)
-    , prev_current_(tl_current), prev_ready_(runtime::detail::tl_scheduler.ready) {
+    , prev_current_(tl_current), prev_impl_(tl_impl), prev_ready_(runtime::detail::tl_scheduler.ready) {
     if (options.apply_environment) {
         apply_environment(options);
     }
@@ -153,6 +153,7 @@ ReactorImpl::ReactorImpl(Reactor& owner, ReactorOptions options)
     now_ = Clock::now();
     arm_wakeup();
     tl_current = &owner_;
+    tl_impl = this;
     runtime::detail::tl_scheduler.ready = &ready_;
 }
 
@@ -163,6 +164,7 @@ ReactorImpl::~ReactorImpl() {
     io_uring_queue_exit(&ring_);
     ::close(wake_fd_);
     tl_current = prev_current_;
+    tl_impl = prev_impl_;
     runtime::detail::tl_scheduler.ready = prev_ready_;
 }
 
@@ -515,10 +517,6 @@ void ReactorImpl::detached_finished(bool failed) noexcept {
     }
 }
 
-ReactorImpl& current_impl() noexcept {
-    assert(tl_current != nullptr && "no reactor runs on this thread");
-    return tl_current->impl();
-}
 
 void drive_root(Reactor& reactor, std::coroutine_handle<> root, const bool& done) {
     reactor.impl().schedule(root);

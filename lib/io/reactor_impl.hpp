@@ -10,6 +10,7 @@
 #include <liburing.h>
 
 #include <atomic>
+#include <cassert>
 #include <mutex>
 #include <optional>
 
@@ -149,10 +150,18 @@ private:
 
     // Previous thread-local state, restored on destruction (reactors can nest in tests).
     Reactor* prev_current_;
+    ReactorImpl* prev_impl_;
     runtime::ReadyQueue* prev_ready_;
 };
 
-/// The calling thread's reactor implementation (asserts there is one).
-ReactorImpl& current_impl() noexcept;
+/// The running reactor's implementation on this thread (set by its constructor).
+inline constinit thread_local ReactorImpl* tl_impl = nullptr;
+
+/// The calling thread's reactor implementation (asserts there is one). Inline: every I/O
+/// awaiter calls it.
+inline ReactorImpl& current_impl() noexcept {
+    assert(tl_impl != nullptr && "no reactor runs on this thread");
+    return *tl_impl;
+}
 
 } // namespace ringwork::io::detail

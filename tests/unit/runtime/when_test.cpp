@@ -28,31 +28,7 @@
 #include <variant>
 #include <vector>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define WHEN_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WHEN_TEST_ASAN 1
-#endif
-#endif
-
-// Count every global operator new of this test program (not under ASan, which owns them).
-// noinline: once inlined, g++ pairs the free() with the caller's new (-Wmismatched-new-delete).
-#ifndef WHEN_TEST_ASAN
-namespace {
-std::atomic<std::size_t> g_heap_allocations{0};
-} // namespace
-
-[[gnu::noinline]] void* operator new(std::size_t size) {
-    g_heap_allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(size != 0 ? size : 1)) {
-        return p;
-    }
-    throw std::bad_alloc{};
-}
-[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#endif
+#include "alloc_counter.hpp"
 
 using namespace std::chrono_literals;
 namespace io = ringwork::io;
@@ -538,7 +514,7 @@ TEST_CASE("when_any: synchronous children") {
     CHECK(fast_enough(start));
 }
 
-#if RINGWORK_FRAME_POOL && !defined(WHEN_TEST_ASAN)
+#if RINGWORK_FRAME_POOL && !defined(TEST_ASAN)
 namespace {
 
 Task<int> no_allocation_scenario() {
@@ -553,13 +529,13 @@ Task<int> no_allocation_scenario() {
 #endif
 
 TEST_CASE("when_all / when_any allocate nothing beyond pooled frames") {
-#if RINGWORK_FRAME_POOL && !defined(WHEN_TEST_ASAN)
+#if RINGWORK_FRAME_POOL && !defined(TEST_ASAN)
     io::Reactor reactor;
     CHECK(reactor.run_until_complete(no_allocation_scenario()) == 10); // warms the frame pool
     const rt::FramePoolStats before_pool = rt::FramePool::stats();
-    const std::size_t before = g_heap_allocations.load();
+    const std::size_t before = test::g_heap_allocations.load();
     const int value = reactor.run_until_complete(no_allocation_scenario());
-    const std::size_t allocations = g_heap_allocations.load() - before;
+    const std::size_t allocations = test::g_heap_allocations.load() - before;
     const rt::FramePoolStats after_pool = rt::FramePool::stats();
     CHECK(value == 10);
     CHECK(allocations == 0);

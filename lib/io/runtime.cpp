@@ -90,9 +90,13 @@ void Runtime::thread_main(unsigned index, const ThreadMain& main) {
         const std::uint64_t one = 1;
         [[maybe_unused]] const auto n = ::write(done_fd_, &one, sizeof one);
     }
-    // Keep the reactor alive until every thread is done: others may still post to it.
+    // Keep the reactor alive, and serving what other threads post to it (a last submit_to
+    // hop), until every thread is done.
     while (finished_count_.load(std::memory_order_acquire) < threads_) {
-        std::this_thread::yield();
+        if (reactor) {
+            reactor->run_once(false);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     std::lock_guard lock(error_mutex_);
     reactors_[index] = nullptr;

@@ -104,9 +104,12 @@ namespace detail {
 
 bool IoOp::start(std::coroutine_handle<> h, runtime::StopToken token,
                  runtime::detail::PromiseBase* promise) noexcept {
-    if (token.stop_requested()) {
+    if (token.stop_requested() || (guard_ != nullptr && guard_->closing)) {
         res_ = -ECANCELED;
         return false; // resume at once, nothing submitted
+    }
+    if (guard_ != nullptr) {
+        ++guard_->inflight;
     }
     waiter_ = h;
     promise_ = promise;
@@ -187,7 +190,8 @@ void IoOp::on_complete(Operation* self, int res, std::uint32_t /*flags*/) noexce
     if (full_write) {
         if (res > 0) {
             const bool more = op->advance_partial(res);
-            if (more && !op->cancel_requested_) {
+            // Never resubmit once the socket is closing: its descriptor number may be reused.
+            if (more && !op->cancel_requested_ && (op->guard_ == nullptr || !op->guard_->closing)) {
                 op->submit(); // partial write: continue without resuming the coroutine
                 return;
             }
@@ -206,6 +210,9 @@ void IoOp::on_complete(Operation* self, int res, std::uint32_t /*flags*/) noexce
         op->promise_->op_finished();
     }
     current_impl().schedule(op->waiter_);
+    if (SocketGuard* g = op->guard_; g != nullptr && --g->inflight == 0 && g->idle_waiter) {
+        current_impl().schedule(std::exchange(g->idle_waiter, nullptr));
+    }
 }
 
 void IoOp::on_stop(void* self) noexcept {
@@ -393,7 +400,8 @@ runtime::Task<> Listener::close() {
 // Socket
 
 Socket::Socket(Socket&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {
-    assert(!other.armed_ && other.waiter_ == nullptr && "moving a Socket with an armed recv");
+    assert(!other.armed_ && other.waiter_ == nullptr && other.guard_.inflight == 0 &&
+           "moving a Socket with an operation armed");
     head_ = std::exchange(other.head_, 0);
     count_ = std::exchange(other.count_, 0);
     slots_ = other.slots_;
@@ -565,7 +573,9 @@ void Socket::on_recv(Operation* op, int res, std::uint32_t flags) noexcept {
     }
 }
 
-bool Socket::RecvAwaiter::await_ready() const noexcept { return socket_->count_ > 0 || socket_->fd_ < 0; }
+bool Socket::RecvAwaiter::await_ready() const noexcept {
+    return socket_->count_ > 0 || socket_->fd_ < 0 || socket_->closing_;
+}
 
 void Socket::RecvAwaiter::suspend(std::coroutine_handle<> h, runtime::StopToken token) {
     assert(socket_->waiter_ == nullptr && "only one coroutine may await recv()");
@@ -587,6 +597,9 @@ Result<BufferLease> Socket::RecvAwaiter::await_resume() {
     if (s.count_ == 0) {
         return std::make_error_code(s.fd_ < 0 ? std::errc::bad_file_descriptor : std::errc::operation_canceled);
     }
+    if (s.closing_) {
+        return std::make_error_code(std::errc::operation_canceled); // close() owns what is queued
+    }
     const Slot slot = s.pop();
     detail::ReactorImpl& r = detail::current_impl();
     switch (slot.kind) {
@@ -607,6 +620,8 @@ runtime::Task<> Socket::close() {
         co_return;
     }
     closing_ = true;
+    guard_.closing = true;
+    wake(); // a reader waiting for bytes learns the socket is closing
     detail::ReactorImpl& r = detail::current_impl();
     r.cancel_fd(fd_); // every operation on the descriptor, ours and other coroutines'
     if (armed_) {
@@ -618,11 +633,23 @@ runtime::Task<> Socket::close() {
         };
         co_await WaitDisarmed{this};
     }
+    // One-shot operations started through this socket (a send another coroutine awaits) must
+    // reach their final completion before the descriptor number can be reused.
+    while (guard_.inflight != 0) {
+        struct WaitIdle {
+            detail::SocketGuard* g;
+            bool await_ready() const noexcept { return g->inflight == 0; }
+            void await_suspend(std::coroutine_handle<> h) noexcept { g->idle_waiter = h; }
+            void await_resume() const noexcept {}
+        };
+        co_await WaitIdle{&guard_};
+    }
     drop_queued();
     const int fd = std::exchange(fd_, -1);
     wake();
     (void)co_await CloseFd(fd);
     closing_ = false;
+    guard_.closing = false;
 }
 
 } // namespace ringwork::io

@@ -44,6 +44,14 @@ struct SocketAddress {
 
 namespace detail {
 
+/// \brief What a Socket shares with the one-shot operations started through it, so close()
+/// can refuse new ones, stop partial sends from resubmitting, and wait for the rest.
+struct SocketGuard {
+    bool closing = false;
+    std::uint32_t inflight = 0;
+    std::coroutine_handle<> idle_waiter{}; ///< close() waiting for inflight == 0
+};
+
 /// \brief A one-shot kernel operation awaited by one coroutine.
 ///
 /// The object lives in the awaiting coroutine's frame and is the submission's user_data. If the
@@ -64,7 +72,8 @@ public:
     }
 
 protected:
-    IoOp(Kind kind, int fd) noexcept : Operation(&on_complete), kind_(kind), fd_(fd) {}
+    IoOp(Kind kind, int fd, SocketGuard* guard = nullptr) noexcept
+        : Operation(&on_complete), kind_(kind), fd_(fd), guard_(guard) {}
     ~IoOp() = default;
     /// Negative errno or the operation's result (bytes done for the full-write kinds).
     [[nodiscard]] int raw_result() const noexcept { return res_; }
@@ -102,6 +111,7 @@ private:
     runtime::detail::PromiseBase* promise_ = nullptr;
     runtime::StopRegistration stop_;
     bool cancel_requested_ = false;
+    SocketGuard* guard_ = nullptr; ///< set when started through a Socket
 };
 
 } // namespace detail
@@ -109,7 +119,8 @@ private:
 /// \brief Receive up to `buffer.size()` bytes into the caller's memory; 0 means end of stream.
 class [[nodiscard]] RecvSome : public detail::IoOp {
 public:
-    RecvSome(int fd, std::span<char> buffer, int flags = 0) noexcept : IoOp(Kind::recv, fd) {
+    RecvSome(int fd, std::span<char> buffer, int flags = 0, detail::SocketGuard* guard = nullptr) noexcept
+        : IoOp(Kind::recv, fd, guard) {
         addr_ = buffer.data();
         len_ = buffer.size();
         arg_ = flags;
@@ -120,7 +131,8 @@ public:
 /// \brief Send all of `data` (MSG_NOSIGNAL; partial sends continue in the kernel loop).
 class [[nodiscard]] SendAll : public detail::IoOp {
 public:
-    SendAll(int fd, std::span<const char> data, int flags = 0) noexcept : IoOp(Kind::send, fd) {
+    SendAll(int fd, std::span<const char> data, int flags = 0, detail::SocketGuard* guard = nullptr) noexcept
+        : IoOp(Kind::send, fd, guard) {
         addr_ = const_cast<char*>(data.data()); // NOLINT: never written through
         len_ = data.size();
         arg_ = flags | MSG_NOSIGNAL;
@@ -132,7 +144,8 @@ public:
 /// consumed: entries are advanced in place on partial sends, so it must stay alive and unshared.
 class [[nodiscard]] SendMsgAll : public detail::IoOp {
 public:
-    SendMsgAll(int fd, std::span<iovec> iov, int flags = 0) noexcept : IoOp(Kind::sendmsg, fd) {
+    SendMsgAll(int fd, std::span<iovec> iov, int flags = 0, detail::SocketGuard* guard = nullptr) noexcept
+        : IoOp(Kind::sendmsg, fd, guard) {
         msg_.msg_iov = iov.data();
         msg_.msg_iovlen = iov.size();
         addr_ = &msg_;
@@ -213,7 +226,9 @@ public:
 /// \brief shutdown(2) through the ring (SHUT_WR for a lingering close).
 class [[nodiscard]] ShutdownFd : public detail::IoOp {
 public:
-    ShutdownFd(int fd, int how) noexcept : IoOp(Kind::shutdown, fd) { arg_ = how; }
+    ShutdownFd(int fd, int how, detail::SocketGuard* guard = nullptr) noexcept : IoOp(Kind::shutdown, fd, guard) {
+        arg_ = how;
+    }
     Result<void> await_resume() const noexcept { return void_result(); }
 };
 
@@ -351,15 +366,16 @@ public:
     /// \brief Same, observing `token` instead of the awaiting coroutine's (per-wait deadlines).
     RecvAwaiter recv(runtime::StopToken token) noexcept { return RecvAwaiter(*this, token); }
     /// \brief Receive into the caller's memory (one-shot).
-    RecvSome recv_into(std::span<char> buffer) noexcept { return RecvSome(fd_, buffer); }
-    SendAll send(std::string_view data) noexcept { return SendAll(fd_, std::span<const char>(data)); }
-    SendMsgAll send(std::span<iovec> iov) noexcept { return SendMsgAll(fd_, iov); }
-    ShutdownFd shutdown(int how = SHUT_WR) noexcept { return ShutdownFd(fd_, how); }
+    RecvSome recv_into(std::span<char> buffer) noexcept { return RecvSome(fd_, buffer, 0, &guard_); }
+    SendAll send(std::string_view data) noexcept { return SendAll(fd_, std::span<const char>(data), 0, &guard_); }
+    SendMsgAll send(std::span<iovec> iov) noexcept { return SendMsgAll(fd_, iov, 0, &guard_); }
+    ShutdownFd shutdown(int how = SHUT_WR) noexcept { return ShutdownFd(fd_, how, &guard_); }
     /// \brief Cancel every operation on the socket, wait for their final completions, drop
     /// queued buffers and close the descriptor through the ring.
     runtime::Task<> close();
     /// \brief Give up the descriptor without closing it (nothing may be armed).
     int release() noexcept;
+
 
     /// \brief Receive completions waiting to be consumed.
     [[nodiscard]] std::size_t queued() const noexcept { return count_; }
@@ -397,6 +413,7 @@ private:
     std::coroutine_handle<> close_waiter_{};
     std::array<Slot, 4> slots_{};
     std::vector<Slot> overflow_; ///< completions beyond the ring above (rare: before a pause lands)
+    detail::SocketGuard guard_;  ///< one-shot operations started through this socket
 };
 
 } // namespace ringwork::io

@@ -306,6 +306,79 @@ TEST_SUITE("socket") {
         reactor.run_until_complete(listener.close());
     }
 
+    TEST_CASE("a send in flight when its socket closes never reaches a later connection on the same fd") {
+        Reactor reactor;
+        auto listener = listen_any();
+        // An unrelated service whose peer counts every byte it is sent.
+        auto other = listen_any();
+        const auto other_port = other.local_address().port();
+        std::atomic<long> foreign{0};
+        std::thread counter([&] {
+            const int c = ::accept(other.fd(), nullptr, nullptr);
+            timeval tv{1, 0};
+            ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+            char buf[65536];
+            for (;;) {
+                const ssize_t n = ::recv(c, buf, sizeof buf, 0);
+                if (n <= 0) {
+                    break;
+                }
+                foreign += n;
+            }
+            ::close(c);
+        });
+        const int quiet_peer = test::connect_blocking(listener.local_address().port()); // never reads
+        bool send_failed = false;
+        reactor.run_until_complete([](Listener* l, std::uint16_t port2, bool* failed) -> Task<> {
+            auto s = co_await l->accept();
+            REQUIRE(s);
+            Socket sock = std::move(*s);
+            ringwork::io::spawn([](Socket* so, bool* f) -> Task<> {
+                const std::string big(16U << 20, 'A');
+                auto res = co_await so->send(big); // partial writes: the peer does not read
+                *f = !res.has_value();
+            }(&sock, failed));
+            co_await ringwork::io::sleep_for(20ms);
+            co_await sock.close(); // waits for the send's final completion
+            const int fresh = test::connect_blocking(port2); // likely reuses the descriptor number
+            co_await ringwork::io::sleep_for(100ms);
+            ::close(fresh);
+        }(&listener, other_port, &send_failed));
+        counter.join();
+        ::close(quiet_peer);
+        CHECK(send_failed);
+        CHECK(foreign.load() == 0);
+        reactor.run_until_complete(listener.close());
+        reactor.run_until_complete(other.close());
+    }
+
+    TEST_CASE("recv() called while close() runs does not re-arm the socket") {
+        Reactor reactor;
+        auto listener = listen_any();
+        const int peer = test::connect_blocking(listener.local_address().port());
+        int reads = 0;
+        reactor.run_until_complete([](Listener* l, int* n) -> Task<> {
+            auto s = co_await l->accept();
+            REQUIRE(s);
+            Socket sock = std::move(*s);
+            // A reader that keeps asking for bytes, even after its recv fails.
+            ringwork::io::spawn([](Socket* so, int* count) -> Task<> {
+                for (int i = 0; i < 5; ++i) {
+                    auto r = co_await so->recv();
+                    ++*count;
+                    (void)r;
+                }
+            }(&sock, n));
+            co_await ringwork::io::sleep_for(10ms);
+            co_await sock.close(); // must end with nothing armed (~Socket asserts it)
+            co_await ringwork::io::sleep_for(10ms);
+        }(&listener, &reads));
+        ::close(peer);
+        CHECK(reads == 5);
+        CHECK(reactor.detached_count() == 0);
+        reactor.run_until_complete(listener.close());
+    }
+
     TEST_CASE("a stop token cancels a pending one-shot recv at its final completion") {
         Reactor reactor;
         auto listener = listen_any();

@@ -64,6 +64,21 @@ std::chrono::milliseconds parse_ms(std::string_view flag, std::string_view v) {
     return std::chrono::milliseconds(static_cast<std::int64_t>(parse_number(flag, v, 0, kMaxMs)));
 }
 
+/// --json-errors: the error_handler.
+void json_error(Exchange& x, int status, std::string_view detail) {
+    nlohmann::ordered_json j;
+    j["status"] = status;
+    j["error"] = ringwork::http::reason_phrase(status);
+    j["detail"] = detail;
+    x.response.set_content_type("application/json");
+    x.response.set_body(j.dump());
+}
+
+/// --log-conn-state: the conn_state callback.
+void log_conn_state(int fd, ringwork::http::ConnState state) {
+    fmt::print(stderr, "ringwork-echo: connection fd {} {}\n", fd, ringwork::http::to_string(state));
+}
+
 // Captureless lambdas convert to the function pointers in Flag.
 const std::vector<Flag>& flags() {
     static const std::vector<Flag> table = {
@@ -146,6 +161,47 @@ const std::vector<Flag>& flags() {
         {"--close-on-shutdown", "close_on_shutdown", "", "in-flight responses get Connection: close on shutdown",
          [](const Options& o) { return bool_text(o.server.close_on_shutdown); },
          [](Options& o, std::string_view, std::string_view) { o.server.close_on_shutdown = true; }},
+        {"--read-buffer-size", "read_buffer_size", "BYTES", "receive buffer size of the reactors (power of two, 256 to 1 MiB)",
+         [](const Options& o) { return fmt::format("{}", o.server.read_buffer_size); },
+         [](Options& o, std::string_view f, std::string_view v) { o.server.read_buffer_size = static_cast<unsigned>(parse_number(f, v, 0, std::numeric_limits<unsigned>::max())); }},
+        {"--ring-entries", "ring_entries", "N", "io_uring submission queue entries per reactor (power of two)",
+         [](const Options& o) { return fmt::format("{}", o.server.ring_entries); },
+         [](Options& o, std::string_view f, std::string_view v) { o.server.ring_entries = static_cast<unsigned>(parse_number(f, v, 0, std::numeric_limits<unsigned>::max())); }},
+        {"--buffer-count", "buffer_count", "N", "provided receive buffers per reactor (power of two)",
+         [](const Options& o) { return fmt::format("{}", o.server.buffer_count); },
+         [](Options& o, std::string_view f, std::string_view v) { o.server.buffer_count = static_cast<unsigned>(parse_number(f, v, 0, std::numeric_limits<unsigned>::max())); }},
+        {"--tcp-keepalive", "tcp_keepalive", "", "enable TCP keep-alive probes on accepted connections",
+         [](const Options& o) { return bool_text(o.server.tcp_keepalive); },
+         [](Options& o, std::string_view, std::string_view) { o.server.tcp_keepalive = true; }},
+        {"--tcp-keepalive-period-ms", "tcp_keepalive_period", "MS", "TCP keep-alive idle and interval (rounded up to s; 0 = OS default)",
+         [](const Options& o) { return ms_text(o.server.tcp_keepalive_period); },
+         [](Options& o, std::string_view f, std::string_view v) { o.server.tcp_keepalive_period = parse_ms(f, v); }},
+        {"--reduce-memory-usage", "reduce_memory_usage", "", "idle connections hold no buffers; trim pools eagerly",
+         [](const Options& o) { return bool_text(o.server.reduce_memory_usage); },
+         [](Options& o, std::string_view, std::string_view) { o.server.reduce_memory_usage = true; }},
+        {"--log-all-errors", "log_all_errors", "", "also log resets, broken pipes, unexpected EOF, timeouts",
+         [](const Options& o) { return bool_text(o.server.log_all_errors); },
+         [](Options& o, std::string_view, std::string_view) { o.server.log_all_errors = true; }},
+        {"--secure-error-log-message", "secure_error_log_message", "", "log no request details (target, header values)",
+         [](const Options& o) { return bool_text(o.server.secure_error_log_message); },
+         [](Options& o, std::string_view, std::string_view) { o.server.secure_error_log_message = true; }},
+        {"--expect-limit", "continue_handler", "BYTES", "refuse (417) Expect: 100-continue bodies larger (0 = accept all)",
+         [](const Options&) { return std::string("0"); },
+         [](Options& o, std::string_view f, std::string_view v) {
+             const std::uint64_t limit = parse_number(f, v, 0, std::numeric_limits<std::uint64_t>::max());
+             o.server.continue_handler = nullptr;
+             if (limit != 0) {
+                 o.server.continue_handler = [limit](const ringwork::http::Request& r) {
+                     return r.head().content_length > limit ? 417 : 100;
+                 };
+             }
+         }},
+        {"--json-errors", "error_handler", "", "answer rejected requests with a JSON body (error_handler)",
+         [](const Options& o) { return bool_text(static_cast<bool>(o.server.error_handler)); },
+         [](Options& o, std::string_view, std::string_view) { o.server.error_handler = json_error; }},
+        {"--log-conn-state", "conn_state", "", "log each connection state change to stderr (conn_state)",
+         [](const Options& o) { return bool_text(static_cast<bool>(o.server.conn_state)); },
+         [](Options& o, std::string_view, std::string_view) { o.server.conn_state = log_conn_state; }},
     };
     return table;
 }

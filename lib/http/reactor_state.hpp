@@ -7,7 +7,10 @@
 #include "http/serializer.hpp"
 #include "http/worker_pool.hpp"
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 namespace ringwork::http::detail {
@@ -29,7 +32,10 @@ public:
     DateCache date;
     WorkerPool workers;
     std::chrono::steady_clock::time_point last_limit_log{};
+    std::chrono::steady_clock::time_point last_per_ip_log{};
     ServerStats stats;
+    std::uint64_t out_held = 0;    ///< output buffers taken from out_pool by live connections
+    std::uint64_t carry_held = 0;  ///< carry buffers taken from carry_pool by live connections
     runtime::StopSource shutdown;  ///< fires when the server shuts down (this reactor's view)
     std::size_t active = 0;        ///< connections being served on this reactor
     Connection* connections = nullptr; ///< intrusive list of live connections
@@ -37,6 +43,16 @@ public:
 
     Exchange* take_exchange();
     void give_exchange(Exchange* x) noexcept;
+
+    /// One line to ServerOptions::logger (default: stderr). Never throws.
+    void log(std::string_view message) const noexcept;
+    /// ServerOptions::conn_state, if set (a throwing callback is logged, not propagated).
+    void notify_state(int fd, ConnState state) const noexcept {
+        if (options.conn_state) {
+            notify_state_slow(fd, state);
+        }
+    }
+    void notify_state_slow(int fd, ConnState state) const noexcept;
 
     struct ShutdownWork : io::RemoteWork {
         explicit ShutdownWork(ReactorState* s) noexcept;

@@ -47,7 +47,7 @@ void write_head(ByteBuffer& out, const Response& r, std::size_t body_size, const
     for (const Response::Field& f : r.fields()) {
         // Framing headers are ours to write; a handler's copy would contradict the body.
         if (iequals(f.name, "Content-Length") || iequals(f.name, "Transfer-Encoding") ||
-            iequals(f.name, "Connection")) {
+            (iequals(f.name, "Connection") && !plan.keep_connection_header)) {
             continue;
         }
         has_type = has_type || iequals(f.name, "Content-Type");

@@ -36,6 +36,7 @@ struct HeadPlan {
     bool keep_alive_10 = false;///< HTTP/1.0 keep-alive: send Connection: keep-alive
     bool chunked = false;      ///< streamed: Transfer-Encoding: chunked instead of a length
     bool close_delimited = false; ///< streamed to HTTP/1.0: no length, the close ends the body
+    bool keep_connection_header = false; ///< hijack (101 Upgrade): the handler's Connection header goes out
 };
 
 /// \brief True when a response with `status` never has a body (1xx, 204, 304).

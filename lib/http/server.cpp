@@ -7,9 +7,13 @@
 #include "io/reactor_impl.hpp"
 
 #include <ringwork/io/timer.hpp>
+#include <ringwork/runtime/frame_pool.hpp>
 
 #include <fmt/format.h>
 
+#include <netinet/tcp.h>
+
+#include <algorithm>
 #include <condition_variable>
 #include <stdexcept>
 
@@ -41,6 +45,33 @@ void ServerOptions::validate() const {
             fail(field, "must not be negative");
         }
     }
+    if (tcp_keepalive_period.count() < 0 || tcp_keepalive_period > std::chrono::seconds(32767)) {
+        fail("tcp_keepalive_period", "must be in [0, 32767 s]");
+    }
+    auto pow2_in = [&fail](std::string_view field, unsigned v, unsigned lo, unsigned hi, std::string_view range) {
+        if (v < lo || v > hi || (v & (v - 1)) != 0) {
+            fail(field, fmt::format("{} is not a power of two in {}", v, range));
+        }
+    };
+    pow2_in("read_buffer_size", read_buffer_size, 256, 1U << 20, "[256, 1 MiB]");
+    pow2_in("ring_entries", ring_entries, 16, 32768, "[16, 32768]");
+    pow2_in("buffer_count", buffer_count, 1, 32768, "[1, 32768]");
+}
+
+std::string_view to_string(ConnState state) noexcept {
+    switch (state) {
+    case ConnState::new_connection:
+        return "new";
+    case ConnState::active:
+        return "active";
+    case ConnState::idle:
+        return "idle";
+    case ConnState::hijacked:
+        return "hijacked";
+    case ConnState::closed:
+        return "closed";
+    }
+    return "unknown";
 }
 
 namespace detail {
@@ -72,7 +103,32 @@ Exchange* ReactorState::take_exchange() {
     return x.release();
 }
 
+void ReactorState::log(std::string_view message) const noexcept {
+    try {
+        if (options.logger) {
+            options.logger(message);
+        } else {
+            fmt::print(stderr, "ringwork: {}\n", message);
+        }
+    } catch (...) { // NOLINT(bugprone-empty-catch): a failing logger must not take a connection down
+    }
+}
+
+void ReactorState::notify_state_slow(int fd, ConnState state) const noexcept {
+    std::string failure;
+    try {
+        options.conn_state(fd, state);
+        return;
+    } catch (const std::exception& e) {
+        failure = e.what();
+    } catch (...) {
+        failure = "a non-standard exception";
+    }
+    log(fmt::format("conn_state callback failed: {}", failure));
+}
+
 void ReactorState::give_exchange(Exchange* x) noexcept {
+    x->hijack_ = nullptr;
     x->streaming_ = false;
     x->trailers_.clear();
     x->connection_ = nullptr;
@@ -128,8 +184,21 @@ private:
         }
         return best;
     }
+    /// Time left before `deadline` (negative = passed).
+    static milliseconds until(io::Clock::time_point deadline) noexcept {
+        const auto left = std::chrono::ceil<milliseconds>(deadline - io::Clock::now());
+        return left.count() <= 0 ? milliseconds(-1) : left;
+    }
     io::Clock::time_point request_start_{};
+    io::Clock::time_point body_deadline_{}; ///< header_received's read_timeout; epoch = none
+    std::size_t body_limit_ = 0;            ///< this request's max body size
+    milliseconds write_timeout_{0};         ///< this response's write timeout
     bool window_from_carry() const noexcept { return !lease_.holds_buffer(); }
+    /// The unparsed rest of the window.
+    std::string_view unparsed() const noexcept {
+        const std::string_view w = window_from_carry() ? carry_.view() : lease_.view();
+        return pos_ < w.size() ? w.substr(pos_) : std::string_view{};
+    }
     void to_carry();
     void rebase_head(RequestHead& head, const char* from, std::size_t len, char* to) noexcept;
     runtime::Task<bool> read_body(Exchange& x);
@@ -139,14 +208,61 @@ private:
     void start_send() noexcept;
     static void on_send(io::Operation* op, int res, std::uint32_t flags) noexcept;
     runtime::Task<> drain_output();
-    void respond_error(int status, std::string_view detail);
+    /// Answer `status` (default body, or error_handler's) and close after a lingering drain.
+    /// `x` may be null; `head_complete` says whether its head views are a parsed head; `raw`
+    /// is the offending request's bytes when still at hand (for the log).
+    void respond_error(int status, std::string_view detail, Exchange* x, bool head_complete, std::string_view raw);
+    void custom_error(int status, std::string_view detail, Exchange* x, bool head_complete);
+    /// error_handler on a prepared default response (a throwing hook leaves the default).
+    void call_error_handler(Exchange& x, int status, std::string_view detail);
     void write_response(Exchange& x, bool close);
+    void ensure_pending() {
+        if (pending_.capacity() == 0) {
+            pending_ = st_.out_pool.take();
+            ++st_.out_held;
+        }
+    }
+    void give_out(ByteBuffer& b) {
+        if (b.capacity() != 0) {
+            st_.out_pool.give(std::move(b));
+            b = ByteBuffer();
+            --st_.out_held;
+        }
+    }
+    void give_carry() {
+        if (carry_.capacity() != 0) {
+            st_.carry_pool.give(std::move(carry_));
+            carry_ = ByteBuffer();
+            --st_.carry_held;
+        }
+    }
+    /// reduce_memory_usage: an idle connection gives its buffers back (once nothing is in flight).
+    void release_idle_buffers();
+    // --- state, logging ------------------------------------------------------------------
+    void set_state(ConnState s) noexcept {
+        if (s != state_) {
+            state_ = s;
+            st_.notify_state(socket_->fd(), s);
+        }
+    }
+    /// "local<->peer" (two syscalls: error paths only).
+    std::string endpoints() const;
+    /// A connection-level error; `common` ones are logged only with log_all_errors.
+    void log_error(std::string_view what, bool common);
+    /// Request details for a log line (none under secure_error_log_message but the method).
+    std::string request_details(const Exchange* x, bool head_complete, std::string_view raw) const;
     // --- handlers ------------------------------------------------------------------------
     runtime::Task<> dispatch(Exchange& x);
+    RequestConfig request_config(Exchange& x);
+    runtime::Task<> hijack(HijackHandler handler);
 
     ReactorState& st_;
-    io::Socket socket_;
+    io::Socket socket_storage_;
+    std::unique_ptr<io::Socket> heap_socket_; ///< keep_hijacked_conns: may outlive the connection
+    io::Socket* socket_;         ///< one of the two above
     IpKey ip_;                   ///< counted in the per-IP table when known
+    ConnState state_ = ConnState::new_connection;
+    bool hijacked_ = false;
     RequestParser parser_;
     io::BufferLease lease_;      ///< current receive buffer (window when it holds one)
     ByteBuffer carry_;           ///< window when lease_ is empty; pooled, released when empty
@@ -181,7 +297,17 @@ private:
     bool timed_out_ = false;
 };
 
-Connection::Connection(ReactorState& st, io::Socket socket, IpKey ip) : st_(st), socket_(std::move(socket)), ip_(ip) {
+Connection::Connection(ReactorState& st, io::Socket socket, IpKey ip) : st_(st), socket_(&socket_storage_), ip_(ip) {
+    if (st.options.keep_hijacked_conns) {
+        // A hijack handler may keep the socket after this frame is gone, and an armed Socket
+        // cannot move: it lives on the heap from the start (one allocation per connection).
+        heap_socket_ = std::make_unique<io::Socket>(std::move(socket));
+        socket_ = heap_socket_.get();
+    } else {
+        socket_storage_ = std::move(socket);
+    }
+    body_limit_ = st.options.max_request_body_size;
+    write_timeout_ = st.options.write_timeout;
     ParserLimits limits;
     limits.max_request_line = st.options.max_request_line;
     limits.max_header_bytes = st.options.max_header_bytes;
@@ -210,6 +336,7 @@ Connection::Connection(ReactorState& st, io::Socket socket, IpKey ip) : st_(st),
     ++st.active;
     ++st.stats.connections_open;
     ++st.stats.connections_accepted;
+    st.notify_state(socket_->fd(), ConnState::new_connection);
 }
 
 Connection::~Connection() {
@@ -218,15 +345,9 @@ Connection::~Connection() {
     timers.remove(write_timer_);
     st_.reactor.cancel_deferred(&flush_work_);
     lease_.release();
-    if (carry_.capacity() != 0) {
-        st_.carry_pool.give(std::move(carry_));
-    }
-    if (pending_.capacity() != 0) {
-        st_.out_pool.give(std::move(pending_));
-    }
-    if (sending_.capacity() != 0) {
-        st_.out_pool.give(std::move(sending_));
-    }
+    give_carry();
+    give_out(pending_);
+    give_out(sending_);
     (prev_ != nullptr ? prev_->next_ : st_.connections) = next_;
     if (next_ != nullptr) {
         next_->prev_ = prev_;
@@ -247,7 +368,8 @@ runtime::Task<io::Result<io::BufferLease>> Connection::receive(milliseconds limi
         timers.add(read_timer_, io::detail::ReactorImpl::to_tick_ceil(io::Clock::now() + limit));
     }
     read_stop_.reset();
-    auto r = co_await socket_.recv(runtime::StopToken(read_stop_));
+    timed_out_ = false;
+    auto r = co_await socket_->recv(runtime::StopToken(read_stop_));
     timers.remove(read_timer_);
     co_return r;
 }
@@ -261,6 +383,7 @@ void Connection::to_carry() {
     if (!rest.empty()) {
         if (carry_.capacity() == 0) {
             carry_ = st_.carry_pool.take();
+            ++st_.carry_held;
         }
         carry_.clear();
         carry_.append(rest);
@@ -301,9 +424,9 @@ void Connection::start_send() noexcept {
     ++st_.stats.sends;
     io::detail::ReactorImpl& r = io::detail::current_impl();
     io_uring_sqe* s = r.sqe_for(&send_op_);
-    io_uring_prep_send(s, socket_.fd(), sending_.data(), sending_.size(), MSG_NOSIGNAL);
-    if (st_.options.write_timeout.count() > 0 && !write_timer_.linked()) {
-        r.timers().add(write_timer_, io::detail::ReactorImpl::to_tick_ceil(io::Clock::now() + st_.options.write_timeout));
+    io_uring_prep_send(s, socket_->fd(), sending_.data(), sending_.size(), MSG_NOSIGNAL);
+    if (write_timeout_.count() > 0 && !write_timer_.linked()) {
+        r.timers().add(write_timer_, io::detail::ReactorImpl::to_tick_ceil(io::Clock::now() + write_timeout_));
     }
 }
 
@@ -315,7 +438,7 @@ void Connection::on_send(io::Operation* op, int res, std::uint32_t /*flags*/) no
         so->done += static_cast<std::size_t>(res);
         if (so->done < c->sending_.size()) {
             io_uring_sqe* s = r.sqe_for(so);
-            io_uring_prep_send(s, c->socket_.fd(), c->sending_.data() + so->done, c->sending_.size() - so->done,
+            io_uring_prep_send(s, c->socket_->fd(), c->sending_.data() + so->done, c->sending_.size() - so->done,
                                MSG_NOSIGNAL);
             return;
         }
@@ -329,6 +452,18 @@ void Connection::on_send(io::Operation* op, int res, std::uint32_t /*flags*/) no
         c->start_send();
     } else if (c->drain_waiter_ && (c->pending_.empty() || c->send_error_ != 0)) {
         r.schedule(std::exchange(c->drain_waiter_, nullptr));
+    } else if (c->idle_ && c->st_.options.reduce_memory_usage) {
+        c->release_idle_buffers(); // the last response of a batch left while the connection idles
+    }
+}
+
+void Connection::release_idle_buffers() {
+    if (!send_inflight_ && pending_.empty() && send_error_ == 0) {
+        give_out(pending_);
+        give_out(sending_);
+    }
+    if (window_from_carry() && carry_.empty()) {
+        give_carry();
     }
 }
 
@@ -349,16 +484,100 @@ runtime::Task<> Connection::drain_output() {
     }
 }
 
-void Connection::respond_error(int status, std::string_view detail) {
+void Connection::respond_error(int status, std::string_view detail, Exchange* x, bool head_complete,
+                               std::string_view raw) {
     ++st_.stats.parse_errors;
-    if (pending_.capacity() == 0) {
-        pending_ = st_.out_pool.take();
+    // Timeouts and oversized heads are common on the internet (fasthttp: "small read buffer").
+    const bool common = status == 408 || status == 431;
+    if (!common || st_.options.log_all_errors) {
+        log_error(fmt::format("{} {}: {}{}", status, reason_phrase(status), detail,
+                              request_details(x, head_complete, raw)),
+                  common);
     }
-    const std::string body = fmt::format("{}: {}\n", reason_phrase(status), detail);
-    write_simple(pending_, status, body, st_.options, st_.date, true);
-    queue_flush();
+    if (st_.options.error_handler) {
+        custom_error(status, detail, x, head_complete);
+    } else {
+        ensure_pending();
+        const std::string body = fmt::format("{}: {}\n", reason_phrase(status), detail);
+        write_simple(pending_, status, body, st_.options, st_.date, true);
+        queue_flush();
+    }
     closing_ = true;
     lingering_ = true;
+}
+
+void Connection::custom_error(int status, std::string_view detail, Exchange* x, bool head_complete) {
+    Exchange* ex = x != nullptr ? x : st_.take_exchange();
+    if (!head_complete) {
+        // A failed or incomplete parse leaves half-filled views: the hook sees no request.
+        ex->request.reset();
+    }
+    ex->request.peer_fd_ = socket_->fd();
+    ex->connection_ = this;
+    ex->hijack_ = nullptr;
+    ex->streaming_ = false;
+    ex->response.reset();
+    ex->response.set_status(status);
+    ex->response.set_body(fmt::format("{}: {}\n", reason_phrase(status), detail));
+    call_error_handler(*ex, status, detail);
+    write_response(*ex, true);
+    if (x == nullptr) {
+        st_.give_exchange(ex);
+    }
+}
+
+void Connection::call_error_handler(Exchange& x, int status, std::string_view detail) {
+    std::string failure;
+    try {
+        st_.options.error_handler(x, status, detail);
+    } catch (const std::exception& e) {
+        failure = e.what();
+    } catch (...) {
+        failure = "a non-standard exception";
+    }
+    if (!failure.empty()) {
+        st_.log(fmt::format("error_handler failed: {}", failure));
+        x.response.reset();
+        x.response.set_status(status);
+        x.response.set_body(fmt::format("{}: {}\n", reason_phrase(status), detail));
+    }
+    x.hijack_ = nullptr; // no takeover from an error response
+    x.streaming_ = false;
+}
+
+std::string Connection::endpoints() const {
+    auto name = [](int fd, bool peer) {
+        io::SocketAddress a;
+        a.length = sizeof(a.storage);
+        auto* sa = reinterpret_cast<sockaddr*>(&a.storage); // NOLINT: sockaddr API
+        const int rc = peer ? ::getpeername(fd, sa, &a.length) : ::getsockname(fd, sa, &a.length);
+        return rc == 0 ? a.to_string() : std::string("?");
+    };
+    return fmt::format("{}<->{}", name(socket_->fd(), false), name(socket_->fd(), true));
+}
+
+void Connection::log_error(std::string_view what, bool common) {
+    if (common && !st_.options.log_all_errors) {
+        return;
+    }
+    st_.log(fmt::format("error when serving connection {}: {}", endpoints(), what));
+}
+
+std::string Connection::request_details(const Exchange* x, bool head_complete, std::string_view raw) const {
+    const RequestHead* head = x != nullptr && head_complete ? &x->request.head_ : nullptr;
+    if (st_.options.secure_error_log_message) {
+        // No target, no header values, no raw bytes: the method at most.
+        return head != nullptr && !head->method_text.empty() ? fmt::format(" (method {})", head->method_text)
+                                                             : std::string();
+    }
+    constexpr std::size_t kSnippet = 256;
+    if (!raw.empty()) {
+        return fmt::format(" (request {:?}{})", raw.substr(0, kSnippet), raw.size() > kSnippet ? "..." : "");
+    }
+    if (head != nullptr && !head->method_text.empty()) {
+        return fmt::format(" (request {:?})", fmt::format("{} {}", head->method_text, head->target));
+    }
+    return {};
 }
 
 void Connection::write_response(Exchange& x, bool close) {
@@ -376,12 +595,14 @@ void Connection::write_response(Exchange& x, bool close) {
     }
     HeadPlan plan;
     plan.head_request = head.method == Method::head;
-    plan.close = close;
-    plan.keep_alive_10 = !close && head.version_minor == 0;
-    const std::string_view body = bodyless_status(resp.status()) ? std::string_view{} : resp.body();
-    if (pending_.capacity() == 0) {
-        pending_ = st_.out_pool.take();
+    if (x.hijack_) {
+        close = false; // the connection changes hands instead: the handler's Connection header goes out
+        plan.keep_connection_header = true;
     }
+    plan.close = close;
+    plan.keep_alive_10 = !close && !x.hijack_ && head.version_minor == 0;
+    const std::string_view body = bodyless_status(resp.status()) ? std::string_view{} : resp.body();
+    ensure_pending();
     write_head(pending_, resp, body.size(), plan, st_.options, st_.date);
     if (!plan.head_request) {
         pending_.append(body);
@@ -397,8 +618,8 @@ runtime::Task<bool> Connection::read_body(Exchange& x) {
     const std::string_view window = window_from_carry() ? carry_.view() : lease_.view();
     const std::size_t body_start = pos_ + head.head_size;
     if (head.body == BodyKind::content_length) {
-        if (head.content_length > st_.options.max_request_body_size) {
-            respond_error(413, "request body exceeds the server's limit");
+        if (head.content_length > body_limit_) {
+            respond_error(413, "request body exceeds the server's limit", &x, true, window.substr(pos_, head.head_size));
             co_return false;
         }
         const std::size_t have = window.size() - body_start;
@@ -434,12 +655,12 @@ runtime::Task<bool> Connection::read_body(Exchange& x) {
                 const ChunkedDecoder::Step step = decoder.feed(input);
                 if (step.error != Error::none) {
                     st_.body_pool.give(std::move(request_body));
-                    respond_error(status_of(step.error), describe(step.error));
+                    respond_error(status_of(step.error), describe(step.error), &x, true, {});
                     co_return false;
                 }
-                if (request_body.size() + step.data.size() > st_.options.max_request_body_size) {
+                if (request_body.size() + step.data.size() > body_limit_) {
                     st_.body_pool.give(std::move(request_body));
-                    respond_error(413, "request body exceeds the server's limit");
+                    respond_error(413, "request body exceeds the server's limit", &x, true, {});
                     co_return false;
                 }
                 request_body.append(step.data);
@@ -464,16 +685,28 @@ runtime::Task<bool> Connection::read_body(Exchange& x) {
         if (carry_.capacity() != 0) {
             carry_.clear();
         }
-        const milliseconds limit = remaining(milliseconds(0), st_.options.read_timeout);
+        const milliseconds limit = body_deadline_ != io::Clock::time_point{}
+                                       ? until(body_deadline_)
+                                       : remaining(milliseconds(0), st_.options.read_timeout);
         if (limit.count() < 0) {
             st_.body_pool.give(std::move(request_body));
-            respond_error(408, "the request body did not arrive in time");
+            respond_error(408, "the request body did not arrive in time", &x, true, {});
             co_return false;
         }
         auto r = co_await receive(limit);
         if (!r || r->empty()) {
             st_.body_pool.give(std::move(request_body));
-            closing_ = true;
+            if (!r && timed_out_) {
+                respond_error(408, "the request body did not arrive in time", &x, true, {});
+            } else {
+                if (r) {
+                    log_error("unexpected EOF while reading the request body", true);
+                } else if (r.error() != std::errc::operation_canceled) {
+                    log_error(fmt::format("error when reading the request body: {}", r.error().message()),
+                              io::is_disconnect(r.error()));
+                }
+                closing_ = true;
+            }
             co_return false;
         }
         lease_ = std::move(*r);
@@ -551,13 +784,16 @@ runtime::Task<> Connection::dispatch(Exchange& x) {
         x.response.set_body("Not Found\n");
     }
     if (error) {
+        std::string what;
         try {
             std::rethrow_exception(error);
         } catch (const std::exception& e) {
-            fmt::print(stderr, "ringwork: handler failed: {}\n", e.what());
+            what = e.what();
         } catch (...) {
-            fmt::print(stderr, "ringwork: handler failed with a non-standard exception\n");
+            what = "a non-standard exception";
         }
+        st_.log(fmt::format("handler failed{}: {}", request_details(&x, true, {}), what));
+        x.hijack_ = nullptr;
         x.response.reset();
         x.response.set_status(500);
         x.response.set_body("Internal Server Error\n");
@@ -567,15 +803,10 @@ runtime::Task<> Connection::dispatch(Exchange& x) {
 runtime::Task<> Connection::run() {
     const ServerOptions& o = st_.options;
     const milliseconds idle = o.idle_timeout.count() > 0 ? o.idle_timeout : o.read_timeout;
-    std::span<Header> no_headers;
-    (void)no_headers;
     Exchange* x = nullptr;
     for (;;) {
         // Need bytes: either nothing buffered or an incomplete head.
         const bool mid_request = window_from_carry() ? !carry_.empty() : pos_ < lease_.view().size();
-        if (!mid_request || x != nullptr) {
-            // fallthrough: x != nullptr means the parser said incomplete
-        }
         if (closing_ || st_.shutdown.stop_requested()) {
             break;
         }
@@ -586,18 +817,37 @@ runtime::Task<> Connection::run() {
             // within read_timeout) of its first byte: a client dripping bytes gains nothing.
             limit = remaining(o.header_read_timeout, o.read_timeout);
             if (limit.count() < 0) {
-                respond_error(408, "the request did not arrive in time");
+                respond_error(408, "the request did not arrive in time", x, false, unparsed());
                 break;
             }
         }
         to_carry();
+        if (idle_) {
+            if (state_ == ConnState::active) {
+                set_state(ConnState::idle);
+            }
+            if (o.reduce_memory_usage) {
+                release_idle_buffers();
+            }
+        }
         auto r = co_await receive(limit);
         idle_ = false;
         if (!r || r->empty()) {
-            if (timed_out_ && mid_request) {
-                respond_error(408, "the request did not arrive in time");
+            if (mid_request) {
+                if (!r && timed_out_) {
+                    respond_error(408, "the request did not arrive in time", x, false, unparsed());
+                } else if (r) {
+                    log_error("unexpected EOF while reading the request head", true);
+                }
+            }
+            if (!r && r.error() != std::errc::operation_canceled) {
+                log_error(fmt::format("error when reading a request: {}", r.error().message()),
+                          io::is_disconnect(r.error()));
             }
             break;
+        }
+        if (!mid_request) {
+            set_state(ConnState::active);
         }
         if (window_from_carry() && !carry_.empty()) {
             carry_.append(r->view()); // the head continues: gather it (counted slow path)
@@ -606,25 +856,19 @@ runtime::Task<> Connection::run() {
         } else {
             lease_ = std::move(*r);
             pos_ = 0;
-            if (carry_.capacity() != 0) {
-                st_.carry_pool.give(std::move(carry_));
-                carry_ = ByteBuffer();
-            }
+            give_carry();
         }
         // Parse every complete request in the window, in order.
         while (!closing_) {
-            char* base = window_from_carry() ? carry_.data() : lease_.data() - 0;
-            std::size_t size = window_from_carry() ? carry_.size() : lease_.view().size();
-            if (!window_from_carry()) {
-                base = const_cast<char*>(lease_.view().data()); // NOLINT: the lease is writable
-            }
+            char* base = window_from_carry() ? carry_.data() : lease_.data();
+            const std::size_t size = window_from_carry() ? carry_.size() : lease_.view().size();
             if (pos_ >= size) {
                 break;
             }
             if (x == nullptr) {
                 request_start_ = io::Clock::now();
                 x = st_.take_exchange();
-                x->request.peer_fd_ = socket_.fd();
+                x->request.peer_fd_ = socket_->fd();
                 x->connection_ = this;
             }
             RequestHead& head = x->request.head_;
@@ -638,7 +882,8 @@ runtime::Task<> Connection::run() {
                 break; // read more
             }
             if (pr.failed()) {
-                respond_error(status_of(pr.error), describe(pr.error));
+                respond_error(status_of(pr.error), describe(pr.error), x, false,
+                              std::string_view(base + pos_, size - pos_));
                 break;
             }
             parser_.reset();
@@ -647,10 +892,21 @@ runtime::Task<> Connection::run() {
             bool close = !head.keep_alive || head.close_after || o.disable_keepalive ||
                          (o.max_requests_per_conn != 0 && requests_ >= o.max_requests_per_conn) ||
                          (o.close_on_shutdown && st_.shutdown.stop_requested());
-            if (o.get_only && head.method != Method::get) {
+            const bool get_only_rejects = o.get_only && head.method != Method::get;
+            const RequestConfig cfg = o.header_received && !get_only_rejects ? request_config(*x) : RequestConfig{};
+            body_limit_ = cfg.max_request_body_size != 0 ? cfg.max_request_body_size : o.max_request_body_size;
+            write_timeout_ = cfg.write_timeout.count() > 0 ? cfg.write_timeout : o.write_timeout;
+            body_deadline_ = cfg.read_timeout.count() > 0 ? io::Clock::now() + cfg.read_timeout : io::Clock::time_point{};
+            if (closing_) {
+                break; // header_received threw: answered 500
+            }
+            if (get_only_rejects) {
                 x->response.set_status(405);
                 x->response.set_header("Allow", "GET");
                 x->response.set_body("Method Not Allowed\n");
+                if (o.error_handler) {
+                    call_error_handler(*x, 405, "the server accepts only GET requests");
+                }
                 close = true;
                 pos_ = size;
             } else {
@@ -660,13 +916,14 @@ runtime::Task<> Connection::run() {
                         if (head.body == BodyKind::chunked || have < head.content_length) {
                             const int verdict = o.continue_handler ? o.continue_handler(x->request) : 100;
                             if (verdict != 100) {
+                                // Refused: answer, never read the body, close (lingering, so
+                                // the client reads the answer rather than a reset).
                                 x->response.set_status(verdict);
                                 write_response(*x, true);
+                                lingering_ = true;
                                 break;
                             }
-                            if (pending_.capacity() == 0) {
-                                pending_ = st_.out_pool.take();
-                            }
+                            ensure_pending();
                             pending_.append("HTTP/1.1 100 Continue\r\n\r\n");
                             queue_flush();
                         }
@@ -678,6 +935,14 @@ runtime::Task<> Connection::run() {
                     pos_ += head.head_size;
                 }
                 co_await dispatch(*x);
+                if (x->hijack_) {
+                    write_response(*x, false);
+                    HijackHandler handler = std::move(x->hijack_);
+                    st_.give_exchange(x);
+                    x = nullptr;
+                    co_await hijack(std::move(handler));
+                    co_return;
+                }
             }
             write_response(*x, close);
             st_.give_exchange(x);
@@ -698,12 +963,77 @@ runtime::Task<> Connection::run() {
     }
 }
 
+RequestConfig Connection::request_config(Exchange& x) {
+    std::string failure;
+    try {
+        return st_.options.header_received(x.request);
+    } catch (const std::exception& e) {
+        failure = e.what();
+    } catch (...) {
+        failure = "a non-standard exception";
+    }
+    st_.log(fmt::format("header_received failed{}: {}", request_details(&x, true, {}), failure));
+    x.response.set_status(500);
+    x.response.set_body("Internal Server Error\n");
+    write_response(x, true);
+    return {};
+}
+
+runtime::Task<> Connection::hijack(HijackHandler handler) {
+    // Whatever the client sent past the hijacking request belongs to the new protocol.
+    std::string already_read(unparsed());
+    lease_.release();
+    pos_ = 0;
+    give_carry();
+    co_await drain_output(); // the 101 (or whatever the handler answered) goes out first
+    if (send_error_ != 0) {
+        closing_ = true;
+        co_return; // finish() logs and closes
+    }
+    give_out(pending_);
+    give_out(sending_);
+    hijacked_ = true;
+    set_state(ConnState::hijacked);
+    std::exception_ptr error;
+    try {
+        runtime::Task<> task;
+        if (heap_socket_) { // keep_hijacked_conns: the handler takes the socket over
+            task = handler(HijackedConn(std::move(heap_socket_), std::move(already_read)));
+            socket_ = &socket_storage_; // empty: finish() closes nothing
+        } else {
+            task = handler(HijackedConn(*socket_, std::move(already_read)));
+        }
+        co_await std::move(task);
+    } catch (...) {
+        error = std::current_exception();
+    }
+    if (error) {
+        std::string what;
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+            what = e.what();
+        } catch (...) {
+            what = "a non-standard exception";
+        }
+        st_.log(fmt::format("hijack handler failed: {}", what));
+    }
+}
+
 runtime::Task<> Connection::finish() {
     co_await drain_output();
+    if (send_error_ != 0) {
+        const std::error_code ec = io::make_error(send_error_);
+        if (ec == std::errc::operation_canceled) {
+            log_error("the response could not be sent within write_timeout", true);
+        } else {
+            log_error(fmt::format("error when writing a response: {}", ec.message()), io::is_disconnect(ec));
+        }
+    }
     if (lingering_ && send_error_ == 0) {
         // Lingering close: stop writing, read (and drop) what the client still sends for a
         // bounded time, so it reads our status instead of a reset.
-        (void)co_await socket_.shutdown(SHUT_WR);
+        (void)co_await socket_->shutdown(SHUT_WR);
         const auto until = io::Clock::now() + st_.options.linger_timeout;
         std::size_t drained = 0;
         lease_.release();
@@ -720,7 +1050,10 @@ runtime::Task<> Connection::finish() {
         }
     }
     lease_.release();
-    co_await socket_.close();
+    if (!hijacked_) {
+        set_state(ConnState::closed);
+    }
+    co_await socket_->close();
 }
 
 runtime::Task<bool> Connection::stream_write(Exchange& x, std::string_view data) {
@@ -728,9 +1061,7 @@ runtime::Task<bool> Connection::stream_write(Exchange& x, std::string_view data)
         co_return false;
     }
     const RequestHead& head = x.request.head_;
-    if (pending_.capacity() == 0) {
-        pending_ = st_.out_pool.take();
-    }
+    ensure_pending();
     const bool http10 = head.version_minor == 0;
     if (!x.streaming_) {
         x.streaming_ = true;
@@ -775,9 +1106,7 @@ void Connection::stream_end(Exchange& x) {
         queue_flush();
         return;
     }
-    if (pending_.capacity() == 0) {
-        pending_ = st_.out_pool.take();
-    }
+    ensure_pending();
     pending_.append("0\r\n");
     for (const Response::Field& f : x.trailers_) {
         pending_.append(f.name);
@@ -793,9 +1122,7 @@ void Connection::early_hints(Exchange& x) {
     if (x.request.head_.version_minor == 0 || x.streaming_) {
         return; // never a 1xx to an HTTP/1.0 client, nor after the final head
     }
-    if (pending_.capacity() == 0) {
-        pending_ = st_.out_pool.take();
-    }
+    ensure_pending();
     pending_.append("HTTP/1.1 103 Early Hints\r\n");
     for (const Response::Field& f : x.response.fields()) {
         if (iequals(f.name, "Link")) {
@@ -840,6 +1167,60 @@ void Exchange::add_trailer(std::string_view name, std::string_view value) {
 void Exchange::send_early_hints() { static_cast<detail::Connection*>(connection_)->early_hints(*this); }
 
 // -----------------------------------------------------------------------------------------
+// HijackedConn
+
+HijackedConn::HijackedConn(io::Socket& socket, std::string already_read) noexcept
+    : socket_(&socket), prefix_(std::move(already_read)) {}
+
+HijackedConn::HijackedConn(std::unique_ptr<io::Socket> socket, std::string already_read) noexcept
+    : socket_(socket.get()), owned_(std::move(socket)), prefix_(std::move(already_read)) {}
+
+HijackedConn::HijackedConn(HijackedConn&& other) noexcept
+    : socket_(std::exchange(other.socket_, nullptr)), owned_(std::move(other.owned_))
+    , prefix_(std::move(other.prefix_)), prefix_taken_(other.prefix_taken_), lease_(std::move(other.lease_)) {}
+
+namespace {
+runtime::Task<> close_abandoned(std::unique_ptr<io::Socket> socket) { co_await socket->close(); }
+} // namespace
+
+HijackedConn::~HijackedConn() {
+    lease_.release();
+    if (owned_ && owned_->is_open()) {
+        // Owned (keep_hijacked_conns) and never closed: close it properly from a detached task
+        // (an armed socket must not be destroyed).
+        if (io::Reactor* r = io::Reactor::current()) {
+            try {
+                r->spawn(close_abandoned(std::move(owned_)));
+            } catch (...) { // NOLINT(bugprone-empty-catch): out of memory; the Socket dtor closes
+            }
+        }
+    }
+}
+
+runtime::Task<io::Result<std::string_view>> HijackedConn::recv() {
+    lease_.release();
+    if (!prefix_taken_) {
+        prefix_taken_ = true;
+        if (!prefix_.empty()) {
+            co_return std::string_view(prefix_);
+        }
+    }
+    auto r = co_await socket_->recv();
+    if (!r) {
+        co_return r.error();
+    }
+    lease_ = std::move(*r);
+    co_return lease_.view();
+}
+
+runtime::Task<> HijackedConn::close() {
+    lease_.release();
+    if (socket_ != nullptr) {
+        co_await socket_->close();
+    }
+}
+
+// -----------------------------------------------------------------------------------------
 // Server
 
 Server::Server(ServerOptions options) : options_(std::move(options)) {
@@ -879,12 +1260,62 @@ constexpr std::string_view kConcurrencyBody =
 
 constexpr std::string_view kPerIpBody = "The number of connections from your ip exceeds MaxConnsPerIP";
 
+std::string peer_ip(int fd) {
+    io::SocketAddress peer;
+    peer.length = sizeof(peer.storage);
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer.storage), &peer.length) != 0) { // NOLINT
+        return "?";
+    }
+    std::string text = peer.to_string();
+    const auto colon = text.rfind(':'); // drop the port: "1.2.3.4:5" / "[::1]:5"
+    return colon == std::string::npos ? text : text.substr(0, colon);
+}
+
 /// Answer a connection we cannot serve with a fast canned response and close it (no worker).
-runtime::Task<> reject(detail::ReactorState* st, io::Socket socket, int status, std::string_view body) {
+runtime::Task<> reject(detail::ReactorState* st, io::Socket socket, int status, std::string_view body, bool report) {
+    if (report) {
+        st->notify_state(socket.fd(), ConnState::new_connection);
+    }
     ByteBuffer out(512);
     detail::write_simple(out, status, body, st->options, st->date, true);
     (void)co_await socket.send(out.view());
+    if (report) {
+        st->notify_state(socket.fd(), ConnState::closed);
+    }
     co_await socket.close();
+}
+
+/// TCPKeepalive/TCPKeepalivePeriod on an accepted socket (once per connection).
+void set_keepalive(const detail::ReactorState& st, int fd) {
+    const int one = 1;
+    bool ok = ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) == 0;
+    if (ok && st.options.tcp_keepalive_period.count() > 0) {
+        const auto secs = std::chrono::ceil<std::chrono::seconds>(st.options.tcp_keepalive_period);
+        const int period = static_cast<int>(std::max<std::chrono::seconds::rep>(secs.count(), 1));
+        ok = ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &period, sizeof period) == 0 &&
+             ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &period, sizeof period) == 0;
+    }
+    if (!ok) {
+        st.log(fmt::format("cannot enable TCP keep-alive on an accepted connection: {}",
+                           std::error_code(errno, std::system_category()).message()));
+    }
+}
+
+/// reduce_memory_usage: give idle pooled memory back every `interval`, not only when the
+/// reaper retires workers.
+runtime::Task<> trim_loop(detail::ReactorState* st, milliseconds interval) {
+    for (;;) {
+        try {
+            co_await io::sleep_for(interval);
+        } catch (const runtime::OperationCancelled&) {
+            break;
+        }
+        st->out_pool.trim();
+        st->body_pool.trim();
+        st->carry_pool.trim();
+        io::detail::current_impl().spare().trim();
+        runtime::FramePool::trim();
+    }
 }
 
 runtime::Task<> accept_loop(detail::ReactorState* st, io::Listener* listener) {
@@ -902,9 +1333,19 @@ runtime::Task<> accept_loop(detail::ReactorState* st, io::Listener* listener) {
                 }
                 if (ip.known() && !server.per_ip_->acquire(ip, st->options.max_conns_per_ip)) {
                     ++st->stats.rejected_per_ip;
-                    st->reactor.spawn(reject(st, std::move(*accepted), 429, kPerIpBody));
+                    const auto now = io::Clock::now();
+                    if (now - st->last_per_ip_log > std::chrono::minutes(1)) {
+                        st->last_per_ip_log = now;
+                        st->log(fmt::format("the number of connections from {} exceeds max_conns_per_ip={}",
+                                            peer_ip(accepted->fd()),
+                                            st->options.max_conns_per_ip));
+                    }
+                    st->reactor.spawn(reject(st, std::move(*accepted), 429, kPerIpBody, false));
                     continue;
                 }
+            }
+            if (st->options.tcp_keepalive) {
+                set_keepalive(*st, accepted->fd());
             }
             // The global limit: one atomic add per accept, never per request.
             const bool over = server.open_.fetch_add(1, std::memory_order_relaxed) >= limit;
@@ -917,10 +1358,10 @@ runtime::Task<> accept_loop(detail::ReactorState* st, io::Listener* listener) {
                 const auto now = io::Clock::now();
                 if (now - st->last_limit_log > std::chrono::minutes(1)) {
                     st->last_limit_log = now;
-                    fmt::print(stderr, "ringwork: the connection cannot be served because Server.Concurrency "
-                                       "limit ({}) exceeded\n", limit);
+                    st->log(fmt::format("the connection cannot be served because Server.Concurrency limit ({}) "
+                                        "exceeded; try increasing ServerOptions.concurrency", limit));
                 }
-                st->reactor.spawn(reject(st, std::move(*accepted), 503, kConcurrencyBody));
+                st->reactor.spawn(reject(st, std::move(*accepted), 503, kConcurrencyBody, true));
                 if (st->options.sleep_when_concurrency_limits_exceeded.count() > 0) {
                     try {
                         co_await io::sleep_for(st->options.sleep_when_concurrency_limits_exceeded);
@@ -939,7 +1380,7 @@ runtime::Task<> accept_loop(detail::ReactorState* st, io::Listener* listener) {
         const auto now = io::Clock::now();
         if (now - st->last_limit_log > std::chrono::minutes(1)) {
             st->last_limit_log = now;
-            fmt::print(stderr, "ringwork: accept failed: {}; retrying\n", accepted.error().message());
+            st->log(fmt::format("accept failed: {}; retrying", accepted.error().message()));
         }
         try {
             co_await io::sleep_for(milliseconds(100));
@@ -973,6 +1414,10 @@ runtime::Task<> Server::serve(io::Listener& listener) {
     if (st.options.max_idle_worker_duration.count() > 0) {
         st.reactor.spawn(detail::run_reaper(&st, st.options.max_idle_worker_duration)
                              .with_stop_token(runtime::StopToken(st.shutdown)));
+        if (st.options.reduce_memory_usage) {
+            st.reactor.spawn(trim_loop(&st, st.options.max_idle_worker_duration)
+                                 .with_stop_token(runtime::StopToken(st.shutdown)));
+        }
     }
     auto loop = accept_loop(&st, &listener).with_stop_token(runtime::StopToken(st.shutdown));
     co_await std::move(loop);
@@ -988,7 +1433,13 @@ runtime::Task<> Server::serve(io::Listener& listener) {
 
 void Server::listen_and_serve(const io::SocketAddress& address, unsigned threads,
                               std::function<void(std::uint16_t)> on_ready) {
-    io::Runtime runtime(io::RuntimeOptions{.threads = threads});
+    io::RuntimeOptions runtime_options;
+    runtime_options.threads = threads;
+    runtime_options.reactor.buffer_size = options_.read_buffer_size;
+    runtime_options.reactor.buffer_count = options_.buffer_count;
+    runtime_options.reactor.sq_entries = options_.ring_entries;
+    runtime_options.reactor.cq_entries = std::max(runtime_options.reactor.cq_entries, options_.ring_entries);
+    io::Runtime runtime(runtime_options);
     std::atomic<std::uint16_t> port{address.port()};
     std::atomic<unsigned> bound{0};
     {
@@ -1115,6 +1566,10 @@ ServerStats Server::stats() const {
         total.workers_busy += w.busy;
         total.workers_created += w.created;
         total.workers_retired += w.retired;
+        total.out_buffers_held += s->out_held;
+        total.out_buffers_pooled += s->out_pool.stats().held;
+        total.carry_buffers_held += s->carry_held;
+        total.carry_buffers_pooled += s->carry_pool.stats().held;
     }
     return total;
 }

@@ -12,15 +12,83 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <mutex>
-#include <vector>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
 #include <type_traits>
+#include <vector>
 
 namespace ringwork::http {
 
 using std::chrono::milliseconds;
+
+/// \brief A connection's state as reported to ServerOptions::conn_state (fasthttp's ConnState).
+enum class ConnState : std::uint8_t {
+    new_connection, ///< accepted and handed to a worker (also a connection refused with 503)
+    active,         ///< the first byte of a request was read
+    idle,           ///< responses queued, waiting for the next request (keep-alive)
+    hijacked,       ///< handed to a hijack handler (terminal: no `closed` follows)
+    closed,         ///< the connection is over (the descriptor is closed right after the call)
+};
+
+/// \brief "new", "active", "idle", "hijacked", "closed".
+std::string_view to_string(ConnState state) noexcept;
+
+/// \brief Per-request overrides returned by ServerOptions::header_received (fasthttp's
+/// RequestConfig). Zero keeps the server's value.
+struct RequestConfig {
+    std::size_t max_request_body_size = 0; ///< 413 above; may be larger than the server's
+    milliseconds read_timeout{0};          ///< the body must arrive within it from the head's end
+    milliseconds write_timeout{0};         ///< a send of this response must complete within it
+};
+
+/// \brief A connection taken over by a hijack handler (see Exchange::hijack): raw bytes in
+/// both directions, no HTTP. Move-only; reactor thread only.
+///
+/// Ownership: by default the server still owns the socket and closes it when the hijack
+/// handler's Task completes (do not keep the object beyond it). With
+/// ServerOptions::keep_hijacked_conns the object owns the socket: move it into a task of your
+/// own and `co_await close()` when done (an object destroyed while its socket is open closes
+/// it from a detached task).
+class HijackedConn {
+public:
+    /// A view of a socket the server keeps owning (for the connection).
+    HijackedConn(io::Socket& socket, std::string already_read) noexcept;
+    /// Takes the socket over (keep_hijacked_conns; for the connection).
+    HijackedConn(std::unique_ptr<io::Socket> socket, std::string already_read) noexcept;
+    HijackedConn(HijackedConn&& other) noexcept;
+    HijackedConn& operator=(HijackedConn&& other) = delete;
+    HijackedConn(const HijackedConn&) = delete;
+    HijackedConn& operator=(const HijackedConn&) = delete;
+    ~HijackedConn();
+
+    [[nodiscard]] int fd() const noexcept { return socket_ != nullptr ? socket_->fd() : -1; }
+    /// The socket itself (recv() below serves the already-read bytes first: prefer it).
+    [[nodiscard]] io::Socket& socket() noexcept { return *socket_; }
+    /// Bytes the server had received past the hijacking request (a pipelined or eager client).
+    [[nodiscard]] std::string_view already_read() const noexcept { return prefix_; }
+    /// True when this object owns the socket (keep_hijacked_conns).
+    [[nodiscard]] bool owns_socket() const noexcept { return owned_ != nullptr; }
+
+    /// \brief The next received bytes: the already-read ones first, then the socket's. The view
+    /// is valid until the next recv() or the object's end; an empty view means end of stream.
+    runtime::Task<io::Result<std::string_view>> recv();
+    /// \brief Send all of `data` (MSG_NOSIGNAL).
+    io::SendAll send(std::string_view data) noexcept { return socket_->send(data); }
+    /// \brief Close the socket now (either mode; the server's own close is then a no-op).
+    runtime::Task<> close();
+
+private:
+    io::Socket* socket_ = nullptr;
+    std::unique_ptr<io::Socket> owned_;
+    std::string prefix_;
+    bool prefix_taken_ = false;
+    io::BufferLease lease_;
+};
+
+/// \brief What Exchange::hijack runs once the response is sent (a coroutine on the reactor).
+using HijackHandler = std::function<runtime::Task<>(HijackedConn)>;
 
 /// \brief One request/response pair handed to a handler. Pooled per reactor and reset between
 /// requests. Reactor thread only; valid until the handler's Task completes.
@@ -44,9 +112,17 @@ public:
     /// (ignored for HTTP/1.0 clients, which must never see a 1xx).
     void send_early_hints();
     [[nodiscard]] bool streaming() const noexcept { return streaming_; }
+    /// \brief Take the connection over after this response (fasthttp's Hijack): once the
+    /// handler returned and the response (e.g. 101 Switching Protocols, whose own `Connection`
+    /// header is then kept) has been sent, `handler` runs on the reactor with the raw socket
+    /// and the bytes received past this request. The server closes the socket when it
+    /// completes unless ServerOptions::keep_hijacked_conns. No HTTP is spoken afterwards.
+    void hijack(HijackHandler handler) { hijack_ = std::move(handler); }
+    [[nodiscard]] bool hijacked() const noexcept { return static_cast<bool>(hijack_); }
 
     // --- for the connection --------------------------------------------------------------
     void* connection_ = nullptr;
+    HijackHandler hijack_;
     bool streaming_ = false;
     std::vector<Response::Field> trailers_;
     Arena arena_;
@@ -57,8 +133,8 @@ public:
 class Server;
 
 /// \brief Server options; names follow fasthttp's Server fields, defaults equal fasthttp's
-/// unless noted. Validated when serving starts (an invalid value throws std::invalid_argument
-/// naming the field).
+/// unless noted. Validated when the Server is constructed (an invalid value throws
+/// std::invalid_argument naming the field). See docs/configuration.md.
 struct ServerOptions {
     std::string name = "ringwork";          ///< Server header value (fasthttp: Name)
     std::size_t concurrency = 256 * 1024;   ///< max concurrent connections, all reactors; beyond: 503 and close
@@ -83,8 +159,41 @@ struct ServerOptions {
     bool get_only = false;                  ///< 405 for other methods
     bool disable_header_names_normalizing = false;
     bool close_on_shutdown = false;         ///< in-flight responses get Connection: close during shutdown
-    /// Expect: 100-continue: return 100 to go on, or a final status (e.g. 417) to refuse.
+    /// Expect: 100-continue: return 100 to go on, or a final status (e.g. 417) to refuse;
+    /// a refusal is sent with Connection: close and the body is never read (fasthttp's
+    /// ContinueHandler; it plays the role of an ExpectHandler).
     std::function<int(const Request&)> continue_handler;
+    /// Customizes the response to a request the server rejects (parse errors, limits, 408,
+    /// get_only's 405): `x.response` holds the default answer for `status`, the hook may change
+    /// status, headers and body; the request is empty unless its head was parsed. The
+    /// connection closes afterwards regardless (fasthttp: ErrorHandler).
+    std::function<void(Exchange& x, int status, std::string_view detail)> error_handler;
+    /// Called after a request's head is parsed, before its body is read; non-zero fields of
+    /// the result override the server's limits for this request (fasthttp: HeaderReceived).
+    std::function<RequestConfig(const Request&)> header_received;
+    /// Where the server's messages go (handler failures, connection errors, accept failures,
+    /// limits); one line per call, without a newline. Default: stderr, "ringwork: " prefixed.
+    std::function<void(std::string_view message)> logger;
+    /// Also log the common errors: peer resets and broken pipes, unexpected EOF, timeouts,
+    /// oversized heads (by default they are not logged).
+    bool log_all_errors = false;
+    /// Log messages carry no request details (raw target, header values, request bytes).
+    bool secure_error_log_message = false;
+    /// Called on the reactor thread at each state change of a connection (see ConnState);
+    /// `fd` is the connection's descriptor (open during every call). Keep it cheap.
+    std::function<void(int fd, ConnState state)> conn_state;
+    bool tcp_keepalive = false;             ///< SO_KEEPALIVE on accepted sockets
+    milliseconds tcp_keepalive_period{0};   ///< TCP_KEEPIDLE/KEEPINTVL (seconds, rounded up); 0 = OS default
+    /// Idle keep-alive connections hold no output or carry buffer (given back to the pools
+    /// between requests), and the pools are trimmed every max_idle_worker_duration.
+    bool reduce_memory_usage = false;
+    /// Bytes per provided receive buffer of the reactors listen_and_serve() starts (power of
+    /// two in [256, 1 MiB]). Unlike fasthttp it does not limit the head (see max_header_bytes).
+    unsigned read_buffer_size = 4096;
+    unsigned ring_entries = 1024;           ///< submission queue entries per reactor (power of two, [16, 32768])
+    unsigned buffer_count = 1024;           ///< provided receive buffers per reactor (power of two, [1, 32768])
+    /// The hijack handler owns the hijacked socket: the server does not close it.
+    bool keep_hijacked_conns = false;
 
     void validate() const;
 };
@@ -107,6 +216,10 @@ struct ServerStats {
     std::uint64_t workers_busy = 0;
     std::uint64_t workers_created = 0;
     std::uint64_t workers_retired = 0;
+    std::uint64_t out_buffers_held = 0;     ///< output buffers owned by live connections
+    std::uint64_t out_buffers_pooled = 0;   ///< idle output buffers in the pools
+    std::uint64_t carry_buffers_held = 0;   ///< carry buffers owned by live connections
+    std::uint64_t carry_buffers_pooled = 0; ///< idle carry buffers in the pools
 };
 
 namespace detail {

@@ -1,0 +1,728 @@
+// SPDX-License-Identifier: MIT
+// ServerOptions beyond the basics, over loopback: error_handler, header_received, refused
+// expectations, logger/log_all_errors/secure_error_log_message, conn_state, TCP keep-alive,
+// reduce_memory_usage, read_buffer_size/ring_entries/buffer_count, hijack/keep_hijacked_conns.
+#include <ringwork/http/server.hpp>
+#include <ringwork/io/timer.hpp>
+
+#include "helpers.hpp"
+#include "io/buffer_ring.hpp"
+#include "io/reactor_impl.hpp"
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <atomic>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+using namespace std::chrono_literals;
+using ringwork::http::ConnState;
+using ringwork::http::Exchange;
+using ringwork::http::HijackedConn;
+using ringwork::http::RequestConfig;
+using ringwork::http::Server;
+using ringwork::http::ServerOptions;
+using ringwork::runtime::Task;
+
+namespace {
+
+std::atomic<int> handler_calls{0};
+
+/// The hijack handler of /upgrade: greet, read one line, echo it back raw, return (the server
+/// closes the socket).
+Task<> line_echo(HijackedConn conn) {
+    (void)co_await conn.send("HELLO\n");
+    std::string line;
+    while (line.find('\n') == std::string::npos) {
+        auto r = co_await conn.recv();
+        if (!r || r->empty()) {
+            co_return;
+        }
+        line.append(*r);
+    }
+    (void)co_await conn.send(line.substr(0, line.find('\n') + 1));
+}
+
+/// keep_hijacked_conns: the connection outlives the hijack handler in a task of our own.
+Task<> later(HijackedConn conn) {
+    if (!conn.owns_socket()) {
+        co_return; // the server kept it: it is closed (and gone) once the hijack handler returned
+    }
+    co_await ringwork::io::sleep_for(200ms);
+    (void)co_await conn.send("LATER\n");
+    co_await conn.close();
+}
+
+Task<> keep_and_hand_over(HijackedConn conn) {
+    (void)co_await conn.send("HELLO\n");
+    ringwork::io::Reactor::current()->spawn(later(std::move(conn)));
+}
+
+/// keep_hijacked_conns, but the handler drops the connection without closing it.
+Task<> keep_and_drop(HijackedConn conn) { (void)co_await conn.send("HELLO\n"); }
+
+void upgrade(Exchange& x, ringwork::http::HijackHandler handler) {
+    x.response.set_status(101);
+    x.response.set_header("Upgrade", "line-echo");
+    x.response.set_header("Connection", "Upgrade");
+    x.hijack(std::move(handler));
+}
+
+void handle(Exchange& x) {
+    ++handler_calls;
+    const std::string_view path = x.request.raw_path();
+    if (path == "/boom") {
+        throw std::runtime_error("boom");
+    }
+    if (path == "/upgrade") {
+        upgrade(x, line_echo);
+        return;
+    }
+    if (path == "/keep") {
+        upgrade(x, keep_and_hand_over);
+        return;
+    }
+    if (path == "/drop") {
+        upgrade(x, keep_and_drop);
+        return;
+    }
+    if (path == "/huge") {
+        x.response.set_body(std::string(16U << 20, 'x'));
+        return;
+    }
+    if (path == "/reactor") {
+        auto& impl = ringwork::io::detail::current_impl();
+        const auto* ring = impl.buffer_ring();
+        x.response.set_body(fmt::format("sq={} size={} count={}", ringwork::io::Reactor::current()->features().sq_entries,
+                                        impl.spare().buffer_size(), ring != nullptr ? ring->count() : 0U));
+        return;
+    }
+    x.response.set_body(fmt::format("ok {} body={}", path, x.request.body().size()));
+}
+
+/// Runs a Server (1 reactor) on a background thread for the test's scope.
+class RunningServer {
+public:
+    explicit RunningServer(ServerOptions options) : server(std::move(options)) {
+        server.set_handler(handle);
+        thread_ = std::thread([this] {
+            server.listen_and_serve(ringwork::io::SocketAddress::loopback(0), 1,
+                                    [this](std::uint16_t p) { port.store(p); });
+        });
+        REQUIRE(test::eventually([this] { return port.load() != 0; }));
+    }
+    RunningServer(const RunningServer&) = delete;
+    RunningServer& operator=(const RunningServer&) = delete;
+    ~RunningServer() { stop(); }
+    void stop() {
+        if (thread_.joinable()) {
+            server.shutdown();
+            thread_.join();
+        }
+    }
+    Server server;
+    std::atomic<std::uint16_t> port{0};
+
+private:
+    std::thread thread_;
+};
+
+/// Thread-safe capture of ServerOptions::logger lines.
+class LogCapture {
+public:
+    std::function<void(std::string_view)> sink() {
+        return [this](std::string_view line) {
+            std::lock_guard lock(mutex_);
+            lines_.emplace_back(line);
+        };
+    }
+    std::vector<std::string> lines() const {
+        std::lock_guard lock(mutex_);
+        return lines_;
+    }
+    bool any(std::string_view needle) const {
+        std::lock_guard lock(mutex_);
+        for (const std::string& l : lines_) {
+            if (l.find(needle) != std::string::npos) {
+                return true;
+            }
+        }
+        return false;
+    }
+    std::string all() const {
+        std::lock_guard lock(mutex_);
+        std::string out;
+        for (const std::string& l : lines_) {
+            out += l + "\n";
+        }
+        return out;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::vector<std::string> lines_;
+};
+
+/// Thread-safe record of ServerOptions::conn_state calls.
+class StateLog {
+public:
+    std::function<void(int, ConnState)> sink() {
+        return [this](int fd, ConnState s) {
+            std::lock_guard lock(mutex_);
+            events_.emplace_back(fd, s);
+        };
+    }
+    std::vector<std::string> names() const {
+        std::lock_guard lock(mutex_);
+        std::vector<std::string> out;
+        for (const auto& e : events_) {
+            out.emplace_back(ringwork::http::to_string(e.second));
+        }
+        return out;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::vector<std::pair<int, ConnState>> events_;
+};
+
+/// Read until end of stream; returns false on a timeout or error instead of EOF.
+bool read_until_eof(int fd, std::string& got) {
+    char buf[65536];
+    for (;;) {
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n == 0) {
+            return true;
+        }
+        if (n < 0) {
+            return false;
+        }
+        got.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+/// Read one response (head plus Content-Length body) or until EOF/timeout.
+std::string read_response(int fd) {
+    std::string got;
+    char buf[4096];
+    for (;;) {
+        const auto end = got.find("\r\n\r\n");
+        if (end != std::string::npos) {
+            const auto cl = got.find("Content-Length: ");
+            const std::size_t len = cl != std::string::npos && cl < end ? std::stoul(got.substr(cl + 16)) : 0;
+            if (got.size() >= end + 4 + len) {
+                return got;
+            }
+        }
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) {
+            return got;
+        }
+        got.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+/// Read until `needle` appears (or EOF/timeout).
+std::string read_until(int fd, std::string_view needle) {
+    std::string got;
+    char buf[4096];
+    while (got.find(needle) == std::string::npos) {
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) {
+            break;
+        }
+        got.append(buf, static_cast<std::size_t>(n));
+    }
+    return got;
+}
+
+std::string round_trip(int fd, std::string_view request) {
+    REQUIRE(test::write_all(fd, request));
+    return read_response(fd);
+}
+
+std::string get(std::string_view path) { return fmt::format("GET {} HTTP/1.1\r\nHost: t\r\n\r\n", path); }
+
+std::string post(std::string_view path, std::size_t body_size) {
+    return fmt::format("POST {} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{}", path, body_size,
+                       std::string(body_size, 'b'));
+}
+
+} // namespace
+
+TEST_SUITE("server options") {
+    TEST_CASE("error_handler customizes error responses; the connection still closes") {
+        ServerOptions o;
+        o.max_request_body_size = 8;
+        o.error_handler = [](Exchange& x, int status, std::string_view detail) {
+            x.response.set_header("X-Error", "custom");
+            x.response.set_body(fmt::format("custom {} for '{}': {}", status, x.request.raw_path(), detail));
+        };
+        RunningServer s(o);
+        handler_calls = 0;
+        SUBCASE("a parse error: the hook sees an empty request") {
+            const int fd = test::connect_blocking(s.port, 3000);
+            REQUIRE(test::write_all(fd, "GET /p HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n"));
+            std::string got;
+            CHECK(read_until_eof(fd, got));
+            CHECK(got.find("HTTP/1.1 400 Bad Request\r\n") == 0);
+            CHECK(got.find("X-Error: custom\r\n") != std::string::npos);
+            CHECK(got.find("Connection: close\r\n") != std::string::npos);
+            CHECK(got.find("custom 400 for '': ") != std::string::npos);
+            ::close(fd);
+        }
+        SUBCASE("a limit (413): the hook sees the parsed head") {
+            const int fd = test::connect_blocking(s.port, 3000);
+            REQUIRE(test::write_all(fd, "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n"));
+            std::string got;
+            CHECK(read_until_eof(fd, got));
+            CHECK(got.find("HTTP/1.1 413 ") == 0);
+            CHECK(got.find("custom 413 for '/upload': request body exceeds") != std::string::npos);
+            ::close(fd);
+        }
+        CHECK(handler_calls.load() == 0);
+    }
+
+    TEST_CASE("error_handler also shapes get_only's 405, keeping its Allow header") {
+        ServerOptions o;
+        o.get_only = true;
+        o.error_handler = [](Exchange& x, int status, std::string_view) {
+            x.response.set_body(fmt::format("{{\"status\":{}}}", status));
+            x.response.set_content_type("application/json");
+        };
+        RunningServer s(o);
+        const int fd = test::connect_blocking(s.port, 3000);
+        const std::string got = round_trip(fd, post("/x", 2));
+        CHECK(got.find("HTTP/1.1 405 Method Not Allowed\r\n") == 0);
+        CHECK(got.find("Allow: GET\r\n") != std::string::npos);
+        CHECK(got.find("{\"status\":405}") != std::string::npos);
+        ::close(fd);
+    }
+
+    TEST_CASE("header_received overrides the body limit and the read timeout per request") {
+        ServerOptions o;
+        o.max_request_body_size = 16;
+        o.header_received = [](const ringwork::http::Request& r) {
+            RequestConfig c;
+            if (r.raw_path() == "/small") {
+                c.max_request_body_size = 4;
+            } else if (r.raw_path() == "/large") {
+                c.max_request_body_size = 1000;
+            } else if (r.raw_path() == "/slow") {
+                c.read_timeout = 200ms;
+            }
+            return c;
+        };
+        RunningServer s(o);
+        SUBCASE("smaller and larger than the server's limit") {
+            const int a = test::connect_blocking(s.port, 3000);
+            CHECK(round_trip(a, post("/small", 10)).find("HTTP/1.1 413 ") == 0);
+            ::close(a);
+            const int b = test::connect_blocking(s.port, 3000);
+            CHECK(round_trip(b, post("/large", 500)).find("ok /large body=500") != std::string::npos);
+            CHECK(round_trip(b, post("/other", 10)).find("ok /other body=10") != std::string::npos);
+            CHECK(round_trip(b, post("/other", 20)).find("HTTP/1.1 413 ") == 0); // the server's limit again
+            ::close(b);
+        }
+        SUBCASE("read_timeout: a stalled body gets 408 although the server has none") {
+            const int fd = test::connect_blocking(s.port, 3000);
+            REQUIRE(test::write_all(fd, "POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc"));
+            std::string got;
+            CHECK(read_until_eof(fd, got)); // not the client's 3 s timeout
+            CHECK(got.find("HTTP/1.1 408 ") == 0);
+            ::close(fd);
+        }
+    }
+
+    TEST_CASE("header_received's write_timeout cancels a response the client does not read") {
+        ServerOptions o;
+        o.header_received = [](const ringwork::http::Request& r) {
+            RequestConfig c;
+            if (r.raw_path() == "/huge") {
+                c.write_timeout = 200ms;
+            }
+            return c;
+        };
+        RunningServer s(o);
+        const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(fd >= 0);
+        const int small = 4096;
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(s.port.load());
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0); // NOLINT
+        timeval tv{3, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        REQUIRE(test::write_all(fd, get("/huge")));
+        // Not reading: the send stalls past the write timeout and the server gives up.
+        CHECK(test::eventually([&] { return s.server.stats().requests == 1 && s.server.open_connections() == 0; },
+                               10000ms));
+        std::string got;
+        CHECK(read_until_eof(fd, got));
+        CHECK(got.find("HTTP/1.1 200 OK") == 0);
+        CHECK(got.size() < (16U << 20));
+        ::close(fd);
+    }
+
+    TEST_CASE("a refused expectation answers its status, never reads the body and closes") {
+        ServerOptions o;
+        o.continue_handler = [](const ringwork::http::Request& r) { return r.raw_path() == "/ok" ? 100 : 417; };
+        RunningServer s(o);
+        handler_calls = 0;
+        SUBCASE("refused") {
+            const int fd = test::connect_blocking(s.port, 3000);
+            REQUIRE(test::write_all(
+                fd, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n"));
+            std::string got;
+            CHECK(read_until_eof(fd, got)); // closed without waiting for the body
+            CHECK(got.find("HTTP/1.1 417 Expectation Failed\r\n") == 0);
+            CHECK(got.find("100 Continue") == std::string::npos);
+            CHECK(got.find("Connection: close\r\n") != std::string::npos);
+            CHECK(handler_calls.load() == 0);
+            ::close(fd);
+        }
+        SUBCASE("accepted") {
+            const int fd = test::connect_blocking(s.port, 3000);
+            REQUIRE(test::write_all(
+                fd, "POST /ok HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
+            CHECK(read_until(fd, "\r\n\r\n") == "HTTP/1.1 100 Continue\r\n\r\n");
+            CHECK(round_trip(fd, "hello").find("ok /ok body=5") != std::string::npos);
+            ::close(fd);
+        }
+    }
+
+    TEST_CASE("logger: handler failures with request details, unless secure_error_log_message") {
+        LogCapture log;
+        ServerOptions o;
+        o.logger = log.sink();
+        SUBCASE("default") {
+            RunningServer s(o);
+            const int fd = test::connect_blocking(s.port, 3000);
+            CHECK(round_trip(fd, get("/boom?token=s3cret")).find("HTTP/1.1 500 ") == 0);
+            ::close(fd);
+            const int bad = test::connect_blocking(s.port, 3000);
+            REQUIRE(test::write_all(bad, "GET /p HTTP/1.1\r\nHost: t\r\nX-Secret: hunter2\r\nBad Header\r\n\r\n"));
+            std::string got;
+            CHECK(read_until_eof(bad, got));
+            ::close(bad);
+            REQUIRE(test::eventually([&] { return log.any("400 Bad Request"); }, 3000ms));
+            INFO(log.all());
+            CHECK(log.any("handler failed (request \"GET /boom?token=s3cret\"): boom"));
+            CHECK(log.any("hunter2"));
+        }
+        SUBCASE("secure") {
+            o.secure_error_log_message = true;
+            RunningServer s(o);
+            const int fd = test::connect_blocking(s.port, 3000);
+            CHECK(round_trip(fd, get("/boom?token=s3cret")).find("HTTP/1.1 500 ") == 0);
+            ::close(fd);
+            const int bad = test::connect_blocking(s.port, 3000);
+            REQUIRE(test::write_all(bad, "GET /p HTTP/1.1\r\nHost: t\r\nX-Secret: hunter2\r\nBad Header\r\n\r\n"));
+            std::string got;
+            CHECK(read_until_eof(bad, got));
+            ::close(bad);
+            REQUIRE(test::eventually([&] { return log.any("400 Bad Request"); }, 3000ms));
+            INFO(log.all());
+            CHECK(log.any("handler failed (method GET): boom"));
+            CHECK_FALSE(log.any("s3cret"));
+            CHECK_FALSE(log.any("hunter2"));
+        }
+    }
+
+    TEST_CASE("common errors (reset, unexpected EOF, timeouts) are logged only with log_all_errors") {
+        LogCapture log;
+        ServerOptions o;
+        o.logger = log.sink();
+        o.header_read_timeout = 300ms;
+        bool all = false;
+        SUBCASE("default") {}
+        SUBCASE("log_all_errors") {
+            all = true;
+            o.log_all_errors = true;
+        }
+        RunningServer s(o);
+        const int reset = test::connect_blocking(s.port, 3000);
+        REQUIRE(test::write_all(reset, "GET / HTTP/1.1\r\nHo"));
+        std::this_thread::sleep_for(20ms);
+        test::reset_close(reset);
+        const int eof = test::connect_blocking(s.port, 3000);
+        REQUIRE(test::write_all(eof, "GET / HTTP/1.1\r\nHo"));
+        ::shutdown(eof, SHUT_WR);
+        const int slow = test::connect_blocking(s.port, 3000);
+        REQUIRE(test::write_all(slow, "GET / HTTP/1.1\r\nHo"));
+        std::string got;
+        CHECK(read_until_eof(slow, got));
+        CHECK(got.find("HTTP/1.1 408 ") == 0);
+        ::close(slow);
+        ::close(eof);
+        REQUIRE(test::eventually([&] { return s.server.open_connections() == 0; }, 3000ms));
+        // A logged error as a barrier: everything before it has been handled.
+        const int bad = test::connect_blocking(s.port, 3000);
+        REQUIRE(test::write_all(bad, "GET /p HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n"));
+        CHECK(read_until_eof(bad, got));
+        ::close(bad);
+        REQUIRE(test::eventually([&] { return log.any("400 Bad Request"); }, 3000ms));
+        INFO(log.all());
+        if (all) {
+            CHECK(log.lines().size() == 4);
+            CHECK(log.any("reset by peer"));
+            CHECK(log.any("unexpected EOF"));
+            CHECK(log.any("408 Request Timeout"));
+        } else {
+            CHECK(log.lines().size() == 1);
+        }
+    }
+
+    TEST_CASE("the concurrency message goes through the logger") {
+        LogCapture log;
+        ServerOptions o;
+        o.logger = log.sink();
+        o.concurrency = 1;
+        RunningServer s(o);
+        const int a = test::connect_blocking(s.port, 3000);
+        CHECK(round_trip(a, get("/a")).find("200 OK") != std::string::npos);
+        const int b = test::connect_blocking(s.port, 3000);
+        std::string got;
+        CHECK(read_until_eof(b, got));
+        CHECK(got.find("HTTP/1.1 503 ") == 0);
+        CHECK(test::eventually([&] { return log.any("Concurrency limit (1) exceeded"); }, 3000ms));
+        ::close(a);
+        ::close(b);
+    }
+
+    TEST_CASE("conn_state: new, active, idle, active, idle, closed for two requests on one connection") {
+        StateLog states;
+        ServerOptions o;
+        o.conn_state = states.sink();
+        RunningServer s(o);
+        const int fd = test::connect_blocking(s.port, 3000);
+        CHECK(round_trip(fd, get("/a")).find("ok /a") != std::string::npos);
+        CHECK(round_trip(fd, get("/b")).find("ok /b") != std::string::npos);
+        ::close(fd);
+        REQUIRE(test::eventually([&] { return states.names().size() >= 6; }, 3000ms));
+        std::this_thread::sleep_for(50ms);
+        CHECK(states.names() == std::vector<std::string>{"new", "active", "idle", "active", "idle", "closed"});
+    }
+
+    TEST_CASE("tcp_keepalive and tcp_keepalive_period are set on accepted sockets") {
+        struct Seen {
+            std::mutex mutex;
+            int keepalive = -1;
+            int idle = -1;
+            int interval = -1;
+        };
+        static Seen seen;
+        auto record = [](int fd, ConnState state) {
+            if (state != ConnState::new_connection) {
+                return;
+            }
+            int ka = -1;
+            int idle = -1;
+            int intvl = -1;
+            socklen_t len = sizeof(int);
+            ::getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &ka, &len);
+            len = sizeof(int);
+            ::getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len);
+            len = sizeof(int);
+            ::getsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, &len);
+            std::lock_guard lock(seen.mutex);
+            seen.keepalive = ka;
+            seen.idle = idle;
+            seen.interval = intvl;
+        };
+        auto probe = [&](ServerOptions o) {
+            {
+                std::lock_guard lock(seen.mutex);
+                seen.keepalive = -1;
+            }
+            o.conn_state = record;
+            RunningServer s(o);
+            const int fd = test::connect_blocking(s.port, 3000);
+            CHECK(round_trip(fd, get("/k")).find("200 OK") != std::string::npos);
+            ::close(fd);
+            std::lock_guard lock(seen.mutex);
+            return std::tuple{seen.keepalive, seen.idle, seen.interval};
+        };
+        ServerOptions off;
+        CHECK(std::get<0>(probe(off)) == 0);
+        ServerOptions on;
+        on.tcp_keepalive = true;
+        on.tcp_keepalive_period = 7s;
+        CHECK(probe(on) == std::tuple{1, 7, 7});
+        ServerOptions rounded;
+        rounded.tcp_keepalive = true;
+        rounded.tcp_keepalive_period = 1500ms;
+        CHECK(probe(rounded) == std::tuple{1, 2, 2});
+        ServerOptions bad;
+        bad.tcp_keepalive_period = 40000s;
+        CHECK_THROWS_WITH_AS(Server{bad}, doctest::Contains("ServerOptions.tcp_keepalive_period"), std::invalid_argument);
+    }
+
+    TEST_CASE("reduce_memory_usage: idle connections give their output buffers back to the pool") {
+        ServerOptions o;
+        o.max_idle_worker_duration = 60s; // no trimming during the test
+        bool reduce = false;
+        SUBCASE("off") {}
+        SUBCASE("on") {
+            reduce = true;
+            o.reduce_memory_usage = true;
+        }
+        RunningServer s(o);
+        std::vector<int> fds;
+        for (int i = 0; i < 10; ++i) {
+            fds.push_back(test::connect_blocking(s.port, 3000));
+            CHECK(round_trip(fds.back(), get("/m")).find("200 OK") != std::string::npos);
+        }
+        REQUIRE(s.server.stats().connections_open == 10);
+        if (reduce) {
+            CHECK(test::eventually([&] { return s.server.stats().out_buffers_held == 0; }, 3000ms));
+            const auto st = s.server.stats();
+            CHECK(st.out_buffers_pooled >= 1);
+            CHECK(st.carry_buffers_held == 0);
+        } else {
+            std::this_thread::sleep_for(50ms);
+            CHECK(s.server.stats().out_buffers_held >= 10); // every idle connection keeps its own
+        }
+        for (const int fd : fds) {
+            ::close(fd);
+        }
+    }
+
+    TEST_CASE("reduce_memory_usage trims the pools every max_idle_worker_duration") {
+        ServerOptions o;
+        o.reduce_memory_usage = true;
+        o.max_idle_worker_duration = 100ms;
+        RunningServer s(o);
+        std::vector<int> fds;
+        for (int i = 0; i < 4; ++i) {
+            fds.push_back(test::connect_blocking(s.port, 3000));
+            CHECK(round_trip(fds.back(), get("/m")).find("200 OK") != std::string::npos);
+        }
+        // The connections stay open (their workers are busy: the reaper retires none), yet the
+        // pooled buffers go back to the heap.
+        CHECK(test::eventually([&] {
+            const auto st = s.server.stats();
+            return st.out_buffers_held == 0 && st.out_buffers_pooled == 0;
+        }, 3000ms));
+        CHECK(s.server.stats().connections_open == 4);
+        for (const int fd : fds) {
+            ::close(fd);
+        }
+    }
+
+    TEST_CASE("read_buffer_size, ring_entries and buffer_count configure the reactors and are validated") {
+        SUBCASE("validation names the field") {
+            for (const unsigned bad : {100U, 128U, 1000U, 2U << 20}) {
+                ServerOptions o;
+                o.read_buffer_size = bad;
+                CHECK_THROWS_WITH_AS(Server{o}, doctest::Contains("ServerOptions.read_buffer_size"), std::invalid_argument);
+            }
+            ServerOptions r;
+            r.ring_entries = 1000;
+            CHECK_THROWS_WITH_AS(Server{r}, doctest::Contains("ServerOptions.ring_entries"), std::invalid_argument);
+            r.ring_entries = 65536;
+            CHECK_THROWS_WITH_AS(Server{r}, doctest::Contains("ServerOptions.ring_entries"), std::invalid_argument);
+            ServerOptions b;
+            b.buffer_count = 3;
+            CHECK_THROWS_WITH_AS(Server{b}, doctest::Contains("ServerOptions.buffer_count"), std::invalid_argument);
+            ServerOptions ok;
+            ok.read_buffer_size = 256;
+            ok.ring_entries = 16;
+            ok.buffer_count = 1;
+            CHECK_NOTHROW(Server{ok});
+        }
+        SUBCASE("listen_and_serve's reactors get them") {
+            ServerOptions o;
+            o.read_buffer_size = 256;
+            o.ring_entries = 64;
+            o.buffer_count = 128;
+            RunningServer s(o);
+            const int fd = test::connect_blocking(s.port, 3000);
+            const std::string got = round_trip(fd, get("/reactor"));
+            CHECK(got.find("sq=64 size=256 ") != std::string::npos);
+            if (got.find("count=0") == std::string::npos) { // 0: no buffer ring on this kernel
+                CHECK(got.find("count=128") != std::string::npos);
+            }
+            // A head larger than a receive buffer spans buffers (gathered in the carry buffer).
+            const std::string big = "GET /big HTTP/1.1\r\nHost: t\r\nX-Pad: " + std::string(600, 'p') + "\r\n\r\n";
+            CHECK(round_trip(fd, big).find("ok /big") != std::string::npos);
+            CHECK(s.server.stats().carry_copies > 0);
+            ::close(fd);
+        }
+        SUBCASE("the default 4 KiB buffers hold the same head whole") {
+            RunningServer s(ServerOptions{});
+            const int fd = test::connect_blocking(s.port, 3000);
+            const std::string big = "GET /big HTTP/1.1\r\nHost: t\r\nX-Pad: " + std::string(600, 'p') + "\r\n\r\n";
+            CHECK(round_trip(fd, big).find("ok /big") != std::string::npos);
+            CHECK(s.server.stats().carry_copies == 0);
+            ::close(fd);
+        }
+    }
+
+    TEST_CASE("hijack: 101, then raw bytes both ways; the server closes after the hijack handler") {
+        StateLog states;
+        ServerOptions o;
+        o.conn_state = states.sink();
+        RunningServer s(o);
+        const int fd = test::connect_blocking(s.port, 3000);
+        SUBCASE("the client writes after the greeting") {
+            REQUIRE(test::write_all(fd, get("/upgrade")));
+            const std::string greeting = read_until(fd, "HELLO\n");
+            CHECK(greeting.find("HTTP/1.1 101 Switching Protocols\r\n") == 0);
+            CHECK(greeting.find("Connection: Upgrade\r\n") != std::string::npos);
+            CHECK(greeting.find("Upgrade: line-echo\r\n") != std::string::npos);
+            CHECK(greeting.find("Content-Length") == std::string::npos);
+            CHECK(greeting.ends_with("\r\n\r\nHELLO\n"));
+            REQUIRE(test::write_all(fd, "ping\n"));
+            std::string rest;
+            CHECK(read_until_eof(fd, rest));
+            CHECK(rest == "ping\n");
+        }
+        SUBCASE("bytes sent with the request reach the handler first") {
+            REQUIRE(test::write_all(fd, get("/upgrade") + "early\n"));
+            std::string all;
+            CHECK(read_until_eof(fd, all));
+            CHECK(all.ends_with("\r\n\r\nHELLO\nearly\n"));
+        }
+        ::close(fd);
+        REQUIRE(test::eventually([&] { return s.server.open_connections() == 0; }, 3000ms));
+        std::this_thread::sleep_for(20ms);
+        CHECK(states.names() == std::vector<std::string>{"new", "active", "hijacked"});
+    }
+
+    TEST_CASE("keep_hijacked_conns: the hijack handler owns the socket beyond its return") {
+        ServerOptions o;
+        o.keep_hijacked_conns = true;
+        RunningServer s(o);
+        SUBCASE("handed to another task, which closes it later") {
+            const int fd = test::connect_blocking(s.port, 3000);
+            REQUIRE(test::write_all(fd, get("/keep")));
+            std::string all;
+            CHECK(read_until_eof(fd, all));
+            CHECK(all.ends_with("\r\n\r\nHELLO\nLATER\n"));
+            ::close(fd);
+        }
+        SUBCASE("dropped without close(): still closed") {
+            const int fd = test::connect_blocking(s.port, 3000);
+            REQUIRE(test::write_all(fd, get("/drop")));
+            std::string all;
+            CHECK(read_until_eof(fd, all));
+            CHECK(all.ends_with("\r\n\r\nHELLO\n"));
+            ::close(fd);
+        }
+        SUBCASE("ordinary requests still work") {
+            const int fd = test::connect_blocking(s.port, 3000);
+            CHECK(round_trip(fd, get("/a")).find("ok /a") != std::string::npos);
+            CHECK(round_trip(fd, get("/b")).find("ok /b") != std::string::npos);
+            ::close(fd);
+        }
+    }
+}

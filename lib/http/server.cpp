@@ -76,6 +76,18 @@ std::string_view to_string(ConnState state) noexcept {
 
 namespace detail {
 
+/// The message of an exception for the log (what() or a placeholder).
+std::string describe_exception(const std::exception_ptr& error);
+std::string describe_exception(const std::exception_ptr& error) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "a non-standard exception";
+    }
+}
+
 // -----------------------------------------------------------------------------------------
 // ReactorState
 
@@ -784,14 +796,7 @@ runtime::Task<> Connection::dispatch(Exchange& x) {
         x.response.set_body("Not Found\n");
     }
     if (error) {
-        std::string what;
-        try {
-            std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-            what = e.what();
-        } catch (...) {
-            what = "a non-standard exception";
-        }
+        const std::string what = describe_exception(error);
         st_.log(fmt::format("handler failed{}: {}", request_details(&x, true, {}), what));
         x.hijack_ = nullptr;
         x.response.reset();
@@ -1008,14 +1013,7 @@ runtime::Task<> Connection::hijack(HijackHandler handler) {
         error = std::current_exception();
     }
     if (error) {
-        std::string what;
-        try {
-            std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-            what = e.what();
-        } catch (...) {
-            what = "a non-standard exception";
-        }
+        const std::string what = describe_exception(error);
         st_.log(fmt::format("hijack handler failed: {}", what));
     }
 }

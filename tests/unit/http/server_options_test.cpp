@@ -6,6 +6,7 @@
 #include <ringwork/io/timer.hpp>
 
 #include "helpers.hpp"
+#include "running_server.hpp"
 #include "io/buffer_ring.hpp"
 #include "io/reactor_impl.hpp"
 
@@ -106,31 +107,10 @@ void handle(Exchange& x) {
     x.response.set_body(fmt::format("ok {} body={}", path, x.request.body().size()));
 }
 
-/// Runs a Server (1 reactor) on a background thread for the test's scope.
-class RunningServer {
+/// The test server of this file (the `handle` routes above).
+class RunningServer : public test::RunningServer {
 public:
-    explicit RunningServer(ServerOptions options) : server(std::move(options)) {
-        server.set_handler(handle);
-        thread_ = std::thread([this] {
-            server.listen_and_serve(ringwork::io::SocketAddress::loopback(0), 1,
-                                    [this](std::uint16_t p) { port.store(p); });
-        });
-        REQUIRE(test::eventually([this] { return port.load() != 0; }));
-    }
-    RunningServer(const RunningServer&) = delete;
-    RunningServer& operator=(const RunningServer&) = delete;
-    ~RunningServer() { stop(); }
-    void stop() {
-        if (thread_.joinable()) {
-            server.shutdown();
-            thread_.join();
-        }
-    }
-    Server server;
-    std::atomic<std::uint16_t> port{0};
-
-private:
-    std::thread thread_;
+    explicit RunningServer(ServerOptions options) : test::RunningServer(std::move(options), handle) {}
 };
 
 /// Thread-safe capture of ServerOptions::logger lines.

@@ -4,6 +4,7 @@
 #include <ringwork/io/timer.hpp>
 
 #include "helpers.hpp"
+#include "running_server.hpp"
 
 #include <doctest/doctest.h>
 
@@ -20,34 +21,18 @@ using ringwork::runtime::Task;
 
 namespace {
 
-/// Runs a Server on a background thread (1 reactor) for the test's scope.
-class RunningServer {
-public:
-    explicit RunningServer(ServerOptions options) : server(std::move(options)) {
-        server.set_handler([](Exchange& x) -> Task<> {
-            if (x.request.raw_path() == "/slow") {
-                co_await ringwork::io::sleep_for(300ms);
-            }
-            x.response.set_body("ok " + std::string(x.request.raw_path()));
-        });
-        thread_ = std::thread([this] {
-            server.listen_and_serve(ringwork::io::SocketAddress::loopback(0), 1,
-                                    [this](std::uint16_t p) { port.store(p); });
-        });
-        REQUIRE(test::eventually([this] { return port.load() != 0; }));
+Task<> slow_or_ok(Exchange& x) {
+    if (x.request.raw_path() == "/slow") {
+        co_await ringwork::io::sleep_for(300ms);
     }
-    ~RunningServer() { stop(); }
-    void stop() {
-        if (thread_.joinable()) {
-            server.shutdown();
-            thread_.join();
-        }
-    }
-    Server server;
-    std::atomic<std::uint16_t> port{0};
+    x.response.set_body("ok " + std::string(x.request.raw_path()));
+}
 
-private:
-    std::thread thread_;
+/// The test server of this file: /slow takes 300 ms, everything else answers at once.
+class RunningServer : public test::RunningServer {
+public:
+    explicit RunningServer(ServerOptions options)
+        : test::RunningServer(std::move(options), [](Exchange& x) { return slow_or_ok(x); }) {}
 };
 
 std::string get(int fd, std::string_view path, bool close = false) {

@@ -14,15 +14,7 @@ namespace {
 std::string fetch(std::uint16_t port, const std::string& path) {
     const int fd = test::connect_blocking(port);
     REQUIRE(test::write_all(fd, "GET " + path + " HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n"));
-    std::string got;
-    char buf[4096];
-    for (;;) {
-        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) {
-            break;
-        }
-        got.append(buf, static_cast<std::size_t>(n));
-    }
+    std::string got = test::read_to_eof(fd);
     ::close(fd);
     return got;
 }

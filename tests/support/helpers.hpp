@@ -77,6 +77,20 @@ inline std::string read_exactly(int fd, std::size_t n) {
     return out;
 }
 
+/// Read until EOF (or the receive timeout); returns every byte received.
+inline std::string read_to_eof(int fd) {
+    std::string got;
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) {
+            break;
+        }
+        got.append(buf, static_cast<std::size_t>(n));
+    }
+    return got;
+}
+
 /// Abort the connection with a RST instead of a FIN.
 inline void reset_close(int fd) {
     linger l{1, 0};

@@ -62,18 +62,7 @@ std::string get(int fd, std::string_view path, bool close = false) {
     return got;
 }
 
-std::string read_to_eof(int fd) {
-    std::string got;
-    char buf[4096];
-    for (;;) {
-        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) {
-            break;
-        }
-        got.append(buf, static_cast<std::size_t>(n));
-    }
-    return got;
-}
+using test::read_to_eof;
 
 } // namespace
 

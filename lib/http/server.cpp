@@ -148,6 +148,10 @@ void ReactorState::give_exchange(Exchange* x) noexcept {
     x->response.reset();
     x->arena_.reset();
     x->user_value = nullptr;
+    if (x->body_store_.capacity() != 0) {
+        body_pool.give(std::move(x->body_store_));
+        x->body_store_ = ByteBuffer();
+    }
     free_exchanges_.emplace_back(x); // capacity reserved in take_exchange(): no allocation
 }
 
@@ -650,9 +654,11 @@ runtime::Task<bool> Connection::read_body(Exchange& x) {
         rebase_head(head, head_bytes.data(), head_bytes.size(), copy);
         ++st_.stats.head_copies;
     }
-    ByteBuffer& body = x.response.body_buffer(); // borrowed as the request body store
-    ByteBuffer request_body = st_.body_pool.take();
-    (void)body;
+    // The exchange owns the gathered body until it goes back to the pool (give_exchange).
+    if (x.body_store_.capacity() == 0) {
+        x.body_store_ = st_.body_pool.take();
+    }
+    ByteBuffer& request_body = x.body_store_;
     std::string_view input = window.substr(body_start);
     pos_ = window.size();
     ChunkedDecoder decoder;
@@ -666,12 +672,10 @@ runtime::Task<bool> Connection::read_body(Exchange& x) {
             while (!input.empty() && !decoder.done()) {
                 const ChunkedDecoder::Step step = decoder.feed(input);
                 if (step.error != Error::none) {
-                    st_.body_pool.give(std::move(request_body));
                     respond_error(status_of(step.error), describe(step.error), &x, true, {});
                     co_return false;
                 }
                 if (request_body.size() + step.data.size() > body_limit_) {
-                    st_.body_pool.give(std::move(request_body));
                     respond_error(413, "request body exceeds the server's limit", &x, true, {});
                     co_return false;
                 }
@@ -701,13 +705,11 @@ runtime::Task<bool> Connection::read_body(Exchange& x) {
                                        ? until(body_deadline_)
                                        : remaining(milliseconds(0), st_.options.read_timeout);
         if (limit.count() < 0) {
-            st_.body_pool.give(std::move(request_body));
             respond_error(408, "the request body did not arrive in time", &x, true, {});
             co_return false;
         }
         auto r = co_await receive(limit);
         if (!r || r->empty()) {
-            st_.body_pool.give(std::move(request_body));
             if (!r && timed_out_) {
                 respond_error(408, "the request body did not arrive in time", &x, true, {});
             } else {
@@ -732,9 +734,7 @@ runtime::Task<bool> Connection::read_body(Exchange& x) {
         carry_.consume_front(carry_.size() - leftover.size());
         pos_ = 0;
     }
-    // Keep the body alive in the exchange: park the buffer in the arena-owned slot.
-    x.request.body_ = x.arena_.copy(request_body.view());
-    st_.body_pool.give(std::move(request_body));
+    x.request.body_ = request_body.view();
     co_return true;
 }
 

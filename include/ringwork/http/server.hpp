@@ -125,6 +125,7 @@ public:
     HijackHandler hijack_;
     bool streaming_ = false;
     std::vector<Response::Field> trailers_;
+    ByteBuffer body_store_; ///< a request body gathered across receive buffers (pooled)
     Arena arena_;
     std::unique_ptr<Header[]> header_storage_;
     std::size_t header_capacity_ = 0;

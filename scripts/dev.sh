@@ -10,7 +10,7 @@ cd "$ROOT"
 # doctest-dev ships no pkg-config file: Meson finds doctest through its CMake package config.
 DEPS=(
     meson ninja-build pkg-config cmake g++ clang libclang-rt-14-dev
-    liburing-dev libfmt-dev nlohmann-json3-dev doctest-dev
+    liburing-dev libfmt-dev nlohmann-json3-dev doctest-dev zlib1g-dev
     python3 curl wrk libhttp-parser-dev
 )
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Umbrella header for applications: the runtime and the io layer, names lifted into ringwork::.
+// Umbrella header for applications: runtime, io, http and web, the common names lifted into
+// ringwork:: (ringwork::App, ringwork::Context, ringwork::Task, ringwork::mw::logger(), ...).
 #pragma once
 
 #include <ringwork/io/buffer.hpp>
@@ -16,6 +17,15 @@
 #include <ringwork/runtime/sync.hpp>
 #include <ringwork/runtime/when.hpp>
 #include <ringwork/runtime/task.hpp>
+#include <ringwork/http/server.hpp>
+#include <ringwork/web/app.hpp>
+#include <ringwork/web/compress.hpp>
+#include <ringwork/web/context.hpp>
+#include <ringwork/web/error.hpp>
+#include <ringwork/web/form.hpp>
+#include <ringwork/web/json.hpp>
+#include <ringwork/web/middleware.hpp>
+#include <ringwork/web/static.hpp>
 
 namespace ringwork {
 using io::offload;
@@ -35,4 +45,13 @@ using runtime::Result;
 using runtime::StopSource;
 using runtime::StopToken;
 using runtime::Task;
+using web::App;
+using web::AppOptions;
+using web::Context;
+using web::Cookie;
+using web::HttpError;
+using web::Json;
+using web::Next;
+using web::SseEvent;
+namespace mw = web::mw;
 } // namespace ringwork

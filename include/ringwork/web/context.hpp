@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: MIT
+// Context: what a route handler and a middleware see of one request (request view, response
+// builder, route params, per-request values) plus Next, the onion's continuation.
+#pragma once
+
+#include <ringwork/http/server.hpp>
+#include <ringwork/runtime/frame_pool.hpp>
+#include <ringwork/runtime/task.hpp>
+#include <ringwork/web/error.hpp>
+#include <ringwork/web/json.hpp>
+#include <ringwork/web/router.hpp>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace ringwork::web {
+
+class Context;
+class App;
+struct Cookie;
+class MultipartForm;
+
+namespace detail {
+
+/// One link of a middleware chain: a type-erased middleware or handler. `async` gets the rest
+/// of the chain as Next; `sync` is a plain synchronous handler (chain end, no frame).
+struct Step {
+    runtime::Task<> (*async)(const void* self, Context& c, const Step* next, const Step* end) = nullptr;
+    void (*sync)(const void* self, Context& c) = nullptr;
+    const void* self = nullptr;
+};
+
+} // namespace detail
+
+/// \brief The rest of the chain, handed to a middleware: `co_await next()` runs the inner
+/// middleware and the handler, then returns (exceptions propagate out of it). Not calling it
+/// short-circuits the chain. Cheap to copy; call it at most once.
+class Next {
+public:
+    Next(Context& c, const detail::Step* step, const detail::Step* end) noexcept : c_(&c), step_(step), end_(end) {}
+
+    /// The awaitable returned by operator(): runs a synchronous handler inline (no frame) and
+    /// an asynchronous step as a child task.
+    class Awaiter {
+    public:
+        Awaiter(Context& c, const detail::Step* step, const detail::Step* end) noexcept
+            : c_(&c), step_(step), end_(end) {}
+        bool await_ready() {
+            if (step_ == end_ || step_->sync != nullptr) {
+                return true;
+            }
+            task_ = step_->async(step_->self, *c_, step_ + 1, end_);
+            return false;
+        }
+        template <class Promise>
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
+            return runtime::Task<>::Awaiter{task_.handle()}.await_suspend(h);
+        }
+        void await_resume() {
+            if (task_.handle()) {
+                runtime::Task<>::Awaiter{task_.handle()}.await_resume();
+            } else if (step_ != end_) {
+                step_->sync(step_->self, *c_);
+            }
+        }
+
+    private:
+        Context* c_;
+        const detail::Step* step_;
+        const detail::Step* end_;
+        runtime::Task<> task_;
+    };
+
+    [[nodiscard]] Awaiter operator()() const noexcept { return Awaiter(*c_, step_, end_); }
+    /// True when nothing is left to run (the caller is the last link).
+    [[nodiscard]] bool empty() const noexcept { return step_ == end_; }
+
+private:
+    Context* c_;
+    const detail::Step* step_;
+    const detail::Step* end_;
+};
+
+/// \brief A server-sent event (text/event-stream). Empty fields are left out; `data` may hold
+/// several lines (each becomes a `data:` line).
+struct SseEvent {
+    std::string_view data;
+    std::string_view event;
+    std::string_view id;
+    std::uint32_t retry_ms = 0;
+};
+
+/// \brief One request and its response, as route handlers and middleware see them.
+///
+/// Lifetime: created by the App for each request in the dispatching coroutine's frame (a
+/// pooled frame: no heap allocation), destroyed when the chain has finished. Handlers get it
+/// by reference and must not keep it, nor any view it returns, beyond their own completion.
+/// Views into the request (path, params, headers, body) stay valid across `co_await`s.
+/// Reactor thread only.
+class Context {
+public:
+    Context(App& app, http::Exchange& x) noexcept : app_(&app), x_(&x) {}
+    ~Context();
+    Context(const Context&) = delete;
+    Context& operator=(const Context&) = delete;
+
+    // --- the request -----------------------------------------------------------------------
+    [[nodiscard]] http::Request& request() noexcept { return x_->request; }
+    [[nodiscard]] http::Response& response() noexcept { return x_->response; }
+    [[nodiscard]] http::Exchange& exchange() noexcept { return *x_; }
+    [[nodiscard]] App& app() noexcept { return *app_; }
+
+    [[nodiscard]] http::Method method() const noexcept { return x_->request.method(); }
+    /// The method token as received ("GET", "PURGE").
+    [[nodiscard]] std::string_view method_text() const noexcept { return x_->request.method_text(); }
+    /// The percent-decoded path (what the router matched).
+    [[nodiscard]] std::string_view path() { return x_->request.path(); }
+    /// The request-target as received (path and query, not decoded).
+    [[nodiscard]] std::string_view raw_target() const noexcept { return x_->request.raw_target(); }
+    /// The matched route's pattern, e.g. "/users/:id" (empty for not-found): a low-cardinality
+    /// label for logs and metrics.
+    [[nodiscard]] std::string_view route() const noexcept { return route_; }
+    /// Route parameter `name` (already percent-decoded, since the router matches the decoded
+    /// path); empty when the route has no such parameter.
+    [[nodiscard]] std::string_view param(std::string_view name) const noexcept { return params_.get(name); }
+    [[nodiscard]] const Params& params() const noexcept { return params_; }
+    /// First value of query argument `name`, decoded; nullopt when absent.
+    [[nodiscard]] std::optional<std::string_view> query(std::string_view name) { return x_->request.query(name); }
+    /// Query argument `name` or `fallback` when absent.
+    [[nodiscard]] std::string_view query_or(std::string_view name, std::string_view fallback) {
+        return query(name).value_or(fallback);
+    }
+    /// Calls `f(value)` for every value of query argument `name` (multi-valued: ?tag=a&tag=b).
+    template <class F>
+    void for_each_query(std::string_view name, F&& f) {
+        x_->request.for_each_query([&](std::string_view k, std::string_view v) {
+            if (k == name) {
+                f(v);
+            }
+        });
+    }
+    /// The query string after '?', not decoded.
+    [[nodiscard]] std::string_view query_string() const noexcept { return x_->request.query_string(); }
+    /// First header `name` (case-insensitive); empty when absent.
+    [[nodiscard]] std::string_view header(std::string_view name) const noexcept { return x_->request.header(name); }
+    /// Cookie `name` from the Cookie header(s); nullopt when absent.
+    [[nodiscard]] std::optional<std::string_view> cookie(std::string_view name) const noexcept;
+    /// The client's IP as text ("127.0.0.1", "::1"). When the direct peer is one of the App's
+    /// trusted proxies (AppOptions::trusted_proxies), the address X-Forwarded-For (its
+    /// right-most untrusted entry) or X-Real-IP names instead.
+    [[nodiscard]] std::string_view ip();
+    /// The direct peer's address (a Unix socket or the in-process test client: family AF_UNIX).
+    [[nodiscard]] const io::SocketAddress& remote_address() { return x_->request.remote_address(); }
+    /// The whole request body (de-chunked).
+    [[nodiscard]] std::string_view body() const noexcept { return x_->request.body(); }
+    /// The body parsed as JSON. A body that is not valid JSON throws HttpError(400) with the
+    /// parser's message (the App answers `{"error": ..., "status": 400}`); a request whose
+    /// Content-Type is present and is not application/json or a `+json` type throws
+    /// HttpError(415).
+    [[nodiscard]] nlohmann::json json_body() const;
+    /// Field `name` of an application/x-www-form-urlencoded body (decoded); nullopt when absent
+    /// or when the body is not urlencoded.
+    [[nodiscard]] std::optional<std::string_view> form_value(std::string_view name);
+    /// The multipart/form-data body, parsed on first use within the App's limits (413 / 400 as
+    /// HttpError otherwise). Files above AppOptions::multipart_memory_limit go to temporary
+    /// files, removed when the request ends.
+    [[nodiscard]] const MultipartForm& multipart();
+    /// True when the client accepts `type` (Accept header; a missing header accepts anything).
+    [[nodiscard]] bool accepts(std::string_view type) const noexcept;
+
+    // --- the response ----------------------------------------------------------------------
+    Context& status(int code) noexcept {
+        x_->response.set_status(code);
+        return *this;
+    }
+    [[nodiscard]] int status() const noexcept { return x_->response.status(); }
+    /// Replace every response header `name` with one `name: value` (copied).
+    Context& set_header(std::string_view name, std::string_view value) {
+        x_->response.set_header(name, value);
+        return *this;
+    }
+    /// Add a response header even if the name is present.
+    Context& add_header(std::string_view name, std::string_view value) {
+        x_->response.add_header(name, value);
+        return *this;
+    }
+    /// Add a Set-Cookie header.
+    Context& set_cookie(const Cookie& cookie);
+    /// text/plain; charset=utf-8 body (copied).
+    void text(std::string_view body);
+    /// text/html; charset=utf-8 body (copied).
+    void html(std::string_view body);
+    /// application/json body: `value` serialized straight into the pooled body buffer. With
+    /// ringwork::web::Json (pool-allocated) building and sending a small object allocates
+    /// nothing from the heap in steady state. Invalid UTF-8 in strings becomes U+FFFD.
+    void json(const Json& value);
+    template <class BasicJson>
+        requires nlohmann::detail::is_basic_json<BasicJson>::value
+    void json(const BasicJson& value) {
+        begin_json();
+        write_json(x_->response.body_buffer(), value);
+    }
+    /// application/json body given as already-serialized text (copied).
+    void json_text(std::string_view serialized);
+    /// Status (302 by default) and Location; a short HTML body for old clients.
+    void redirect(std::string_view location, int code = 302);
+    /// Send the file at `path` (MIME type from the extension, Range, conditional GET), as the
+    /// static-file middleware does; 404 when it does not exist.
+    runtime::Task<> file(std::string path);
+    /// Stream the response (chunked): the first call sends the status and headers set so far.
+    /// Returns false once the client is gone.
+    runtime::Task<bool> write(std::string_view chunk) { return x_->write(chunk); }
+    /// Wait until everything written so far has reached the kernel.
+    runtime::Task<bool> flush() { return x_->flush(); }
+    /// Send one server-sent event and flush it (the first call sets Content-Type
+    /// text/event-stream and Cache-Control: no-cache). Returns false once the client is gone.
+    runtime::Task<bool> sse(SseEvent event);
+
+    // --- per-request values (middleware state) ---------------------------------------------
+    /// Construct a T stored under `key` (copied) for this request; destroyed when the request
+    /// ends. A value already under `key` is replaced. At most kMaxLocals keys.
+    template <class T, class... Args>
+    T& emplace_local(std::string_view key, Args&&... args) {
+        static_assert(alignof(T) <= alignof(std::max_align_t), "over-aligned local");
+        void* memory = runtime::FramePool::allocate(sizeof(T));
+        T* value = nullptr;
+        try {
+            value = ::new (memory) T(std::forward<Args>(args)...);
+        } catch (...) {
+            runtime::FramePool::deallocate(memory, sizeof(T));
+            throw;
+        }
+        put_local(key, value, &type_tag<T>, [](void* p) noexcept {
+            static_cast<T*>(p)->~T();
+            runtime::FramePool::deallocate(p, sizeof(T));
+        });
+        return *value;
+    }
+    /// The T stored under `key`, or nullptr when absent or of another type.
+    template <class T>
+    [[nodiscard]] T* local(std::string_view key) const noexcept {
+        return static_cast<T*>(find_local(key, &type_tag<T>));
+    }
+    static constexpr std::size_t kMaxLocals = 8;
+
+    // --- cancellation ----------------------------------------------------------------------
+    /// Fires when the request is abandoned (timeout middleware, client gone when the server
+    /// can tell, shutdown cut); awaited ringwork operations are cancelled through it already.
+    [[nodiscard]] runtime::StopToken stop_token() const noexcept { return stop_; }
+
+    // --- for the App -------------------------------------------------------------------------
+    Params params_;
+    std::string_view route_;
+    runtime::StopToken stop_;
+    void begin_json();
+
+private:
+    template <class T>
+    static constexpr char type_tag = 0;
+    struct Local {
+        std::string_view key;
+        void* value = nullptr;
+        const void* type = nullptr;
+        void (*destroy)(void*) noexcept = nullptr;
+    };
+    void put_local(std::string_view key, void* value, const void* type, void (*destroy)(void*) noexcept);
+    [[nodiscard]] void* find_local(std::string_view key, const void* type) const noexcept;
+
+    App* app_;
+    http::Exchange* x_;
+    std::array<Local, kMaxLocals> locals_{};
+    std::uint8_t local_count_ = 0;
+    std::string_view ip_;
+};
+
+} // namespace ringwork::web

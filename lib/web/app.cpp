@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: MIT
+// App: route registration, chain building at freeze, dispatch and the error boundary.
+#include <ringwork/web/app.hpp>
+
+#include <ringwork/runtime/stop_token.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+
+namespace ringwork::web {
+
+namespace {
+
+void default_not_found(Context& c) {
+    c.status(404);
+    c.text("Not Found");
+}
+
+void default_method_not_allowed(Context& c) {
+    c.status(405);
+    c.text("Method Not Allowed");
+}
+
+void auto_options(Context& c) { c.status(204); }
+
+/// The trailing-slash redirect: the raw path with its last '/' added or removed, query kept.
+void redirect_slash(Context& c) {
+    const http::Request& req = c.request();
+    std::string_view raw = req.raw_path();
+    http::Arena& arena = *c.request().arena_;
+    std::string_view query = req.query_string();
+    const bool add = raw.empty() || raw.back() != '/';
+    const std::size_t path_len = add ? raw.size() + 1 : raw.size() - 1;
+    const std::size_t total = path_len + (query.empty() ? 0 : query.size() + 1);
+    char* out = arena.allocate(total);
+    std::size_t n = 0;
+    std::memcpy(out, raw.data(), add ? raw.size() : raw.size() - 1);
+    n = add ? raw.size() : raw.size() - 1;
+    if (add) {
+        out[n++] = '/';
+    }
+    if (!query.empty()) {
+        out[n++] = '?';
+        std::memcpy(out + n, query.data(), query.size());
+        n += query.size();
+    }
+    const bool safe = c.method() == http::Method::get || c.method() == http::Method::head;
+    c.redirect(std::string_view(out, n), safe ? 301 : 308);
+}
+
+std::string join_prefix(std::string_view a, std::string_view b) {
+    std::string out(a);
+    while (!out.empty() && out.back() == '/') {
+        out.pop_back();
+    }
+    if (!b.empty() && b.front() != '/') {
+        out += '/';
+    }
+    out += b;
+    return out;
+}
+
+bool parse_ip(const std::string& text, io::SocketAddress& out) {
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&out.storage);  // NOLINT: sockaddr API
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.storage); // NOLINT: sockaddr API
+    if (::inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        out.length = sizeof(sockaddr_in);
+        return true;
+    }
+    if (::inet_pton(AF_INET6, text.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        out.length = sizeof(sockaddr_in6);
+        return true;
+    }
+    return false;
+}
+
+/// The address bytes of an IPv4/IPv6 address (IPv4-mapped IPv6 reduced to IPv4).
+std::string_view address_bytes(const io::SocketAddress& a, int& family) noexcept {
+    if (a.family() == AF_INET) {
+        family = AF_INET;
+        const auto* v4 = reinterpret_cast<const sockaddr_in*>(&a.storage); // NOLINT: sockaddr API
+        return {reinterpret_cast<const char*>(&v4->sin_addr), 4};          // NOLINT: bytes
+    }
+    if (a.family() == AF_INET6) {
+        const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a.storage); // NOLINT: sockaddr API
+        const auto* bytes = reinterpret_cast<const char*>(&v6->sin6_addr);   // NOLINT: bytes
+        if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+            family = AF_INET;
+            return {bytes + 12, 4};
+        }
+        family = AF_INET6;
+        return {bytes, 16};
+    }
+    family = AF_UNSPEC;
+    return {};
+}
+
+} // namespace
+
+App::App(AppOptions options) : Routes(this, 0), options_(std::move(options)), server_(options_.server) {
+    groups_.push_back(Group{0, std::string(), {}});
+    not_found_ = make_handler(&default_not_found);
+    method_not_allowed_ = make_handler(&default_method_not_allowed);
+    for (const std::string& proxy : options_.trusted_proxies) {
+        Proxy p{};
+        const auto slash = proxy.find('/');
+        const std::string ip = proxy.substr(0, slash);
+        if (!parse_ip(ip, p.network)) {
+            throw std::invalid_argument(fmt::format("AppOptions.trusted_proxies: '{}' is not an IP address or CIDR range", proxy));
+        }
+        int family = 0;
+        const unsigned max_bits = static_cast<unsigned>(address_bytes(p.network, family).size() * 8);
+        p.prefix_bits = max_bits;
+        if (slash != std::string::npos) {
+            const std::string bits = proxy.substr(slash + 1);
+            char* end = nullptr;
+            const unsigned long v = std::strtoul(bits.c_str(), &end, 10);
+            if (bits.empty() || *end != '\0' || v > max_bits) {
+                throw std::invalid_argument(fmt::format("AppOptions.trusted_proxies: bad prefix length in '{}'", proxy));
+            }
+            p.prefix_bits = static_cast<unsigned>(v);
+        }
+        proxies_.push_back(p);
+    }
+    if (options_.multipart_max_parts == 0) {
+        throw std::invalid_argument("AppOptions.multipart_max_parts must be at least 1");
+    }
+}
+
+App::~App() = default;
+
+void App::check_not_frozen() const {
+    if (frozen_) {
+        throw std::logic_error("ringwork: routes and middleware must be added before the app serves (it is frozen)");
+    }
+}
+
+std::size_t App::add_group(std::size_t parent, std::string_view prefix, std::vector<detail::Step> mws) {
+    check_not_frozen();
+    if (!prefix.empty() && prefix.front() != '/') {
+        throw std::invalid_argument(fmt::format("ringwork: group prefix '{}' must start with '/'", prefix));
+    }
+    groups_.push_back(Group{parent, join_prefix(groups_[parent].prefix, prefix), std::move(mws)});
+    return groups_.size() - 1;
+}
+
+void App::add_group_middleware(std::size_t group, detail::Step step) {
+    check_not_frozen();
+    groups_[group].middleware.push_back(step);
+}
+
+void App::add_route(std::string_view method, std::string_view pattern, std::size_t group,
+                    std::vector<detail::Step> steps) {
+    check_not_frozen();
+    std::string full = group == 0 ? std::string(pattern) : join_prefix(groups_[group].prefix, pattern);
+    if (full.empty()) {
+        full = "/";
+    }
+    // Register now so conflicts are reported at the call that causes them.
+    const auto index = static_cast<std::uint32_t>(defs_.size());
+    if (method.empty()) {
+        router_.add_any(full, index);
+    } else {
+        router_.add(method, full, index);
+    }
+    defs_.push_back(RouteDef{std::string(method), std::move(full), group, std::move(steps)});
+}
+
+std::vector<detail::Step> App::group_middleware(std::size_t group) const {
+    std::vector<std::size_t> path;
+    for (std::size_t g = group;; g = groups_[g].parent) {
+        path.push_back(g);
+        if (g == 0) {
+            break;
+        }
+    }
+    std::vector<detail::Step> steps;
+    for (auto it = path.rbegin(); it != path.rend(); ++it) {
+        const auto& mws = groups_[*it].middleware;
+        steps.insert(steps.end(), mws.begin(), mws.end());
+    }
+    return steps;
+}
+
+void App::freeze() {
+    if (frozen_) {
+        return;
+    }
+    router_.freeze();
+    chains_.clear();
+    chains_.reserve(defs_.size());
+    for (const RouteDef& def : defs_) {
+        Chain chain{group_middleware(def.group), def.pattern};
+        chain.steps.insert(chain.steps.end(), def.steps.begin(), def.steps.end());
+        chains_.push_back(std::move(chain));
+    }
+    const std::vector<detail::Step> global = group_middleware(0);
+    auto special = [&](detail::Step last) {
+        Chain chain{global, {}};
+        chain.steps.push_back(last);
+        return chain;
+    };
+    not_found_chain_ = special(not_found_);
+    method_not_allowed_chain_ = special(method_not_allowed_);
+    options_chain_ = special(make_handler(&auto_options));
+    redirect_chain_ = special(make_handler(&redirect_slash));
+    frozen_ = true;
+}
+
+void App::install(http::Server& server) {
+    freeze();
+    server.set_handler([this](http::Exchange& x) { return handle(x); });
+}
+
+void App::listen(std::string_view address, unsigned threads, std::function<void(std::uint16_t)> on_ready) {
+    std::string text(address);
+    if (!text.empty() && text.front() == ':') {
+        text = "0.0.0.0" + text;
+    }
+    auto parsed = io::SocketAddress::parse(text);
+    if (!parsed) {
+        throw std::invalid_argument(fmt::format("ringwork: listen address '{}' is not host:port", address));
+    }
+    install(server_);
+    server_.listen_and_serve(*parsed, threads, std::move(on_ready));
+}
+
+bool App::trusted_proxy(const io::SocketAddress& peer) const noexcept {
+    int family = 0;
+    const std::string_view bytes = address_bytes(peer, family);
+    for (const Proxy& p : proxies_) {
+        int pf = 0;
+        const std::string_view net = address_bytes(p.network, pf);
+        if (pf != family || net.size() != bytes.size()) {
+            continue;
+        }
+        const unsigned full = p.prefix_bits / 8;
+        const unsigned rest = p.prefix_bits % 8;
+        if (std::memcmp(net.data(), bytes.data(), full) != 0) {
+            continue;
+        }
+        if (rest != 0) {
+            const auto mask = static_cast<unsigned char>(0xFFU << (8 - rest));
+            if ((static_cast<unsigned char>(net[full]) & mask) != (static_cast<unsigned char>(bytes[full]) & mask)) {
+                continue;
+            }
+        }
+        return true;
+    }
+    return false;
+}
+
+void App::answer_error(Context& c, int status, std::string_view message) {
+    http::Response& r = c.response();
+    if (r.sealed()) {
+        return; // the timeout middleware already answered; nothing may replace it
+    }
+    const bool close = r.close();
+    r.reset();
+    r.set_close(close);
+    if (on_error_) {
+        on_error_(c, status, message);
+        return;
+    }
+    c.status(status);
+    Json body{{"error", message}, {"status", status}};
+    c.json(body);
+}
+
+runtime::Task<> App::run_chain(Context& c, const std::vector<detail::Step>& steps) {
+    auto rest = Next(c, steps.data(), steps.data() + steps.size())(); // named (GCC PR 100611)
+    co_await rest;
+}
+
+namespace {
+
+/// The stop token the awaiting coroutine runs under (the connection's: client gone, shutdown
+/// cut), read without suspending.
+struct CurrentStopToken {
+    runtime::StopToken token;
+    bool await_ready() const noexcept { return false; }
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
+        token = runtime::detail::stop_token_of(h);
+        return false; // resume at once
+    }
+    runtime::StopToken await_resume() const noexcept { return token; }
+};
+
+} // namespace
+
+runtime::Task<> App::handle(http::Exchange& x) {
+    Context c(*this, x);
+    c.stop_ = co_await CurrentStopToken{};
+    const std::string_view path = x.request.path();
+    if (!x.request.path_valid()) {
+        answer_error(c, 400, "invalid percent-encoding in the path");
+        co_return;
+    }
+    const LookupResult<std::uint32_t> r = router_.lookup(x.request.method_text(), path, c.params_);
+    const Chain* chain = &not_found_chain_;
+    switch (r.status) {
+    case LookupStatus::found:
+        chain = &chains_[*r.value];
+        break;
+    case LookupStatus::method_not_allowed:
+        x.response.set_header("Allow", r.allow);
+        chain = (options_.auto_options && x.request.method() == http::Method::options) ? &options_chain_
+                                                                                       : &method_not_allowed_chain_;
+        break;
+    case LookupStatus::redirect_trailing_slash:
+        chain = options_.redirect_trailing_slash ? &redirect_chain_ : &not_found_chain_;
+        break;
+    case LookupStatus::not_found:
+        break;
+    }
+    c.route_ = r.pattern;
+    const detail::Step* first = chain->steps.data();
+    const detail::Step* end = first + chain->steps.size();
+    if (first + 1 == end && first->sync != nullptr) {
+        // A bare synchronous route: no child frame, no exception machinery beyond this one.
+        try {
+            first->sync(first->self, c);
+            co_return;
+        } catch (...) {
+            handle_error(c, std::current_exception());
+        }
+        co_return;
+    }
+    std::exception_ptr error;
+    try {
+        auto rest = Next(c, first, end)(); // named (GCC PR 100611)
+        co_await rest;
+    } catch (...) {
+        error = std::current_exception();
+    }
+    if (error) {
+        handle_error(c, error);
+    }
+}
+
+void App::handle_error(Context& c, const std::exception_ptr& error) {
+    int status = 500;
+    std::string message = "Internal Server Error";
+    bool log = true;
+    std::string what;
+    try {
+        std::rethrow_exception(error);
+    } catch (const HttpError& e) {
+        status = e.status();
+        message = e.what();
+        log = false;
+    } catch (const std::exception& e) {
+        what = e.what();
+    } catch (...) {
+        what = "unknown exception";
+    }
+    if (c.exchange().streaming()) {
+        // The head is out: no error response can follow. Let the server close the connection.
+        std::rethrow_exception(error);
+    }
+    if (log) {
+        const std::string line = fmt::format("handler failed on {} {}: {}", c.method_text(),
+                                             c.route().empty() ? std::string_view("(no route)") : c.route(), what);
+        if (options_.server.logger) {
+            try {
+                options_.server.logger(line);
+            } catch (...) { // NOLINT(bugprone-empty-catch): a failing logger must not fail the answer
+            }
+        } else {
+            std::fprintf(stderr, "ringwork: %s\n", line.c_str());
+        }
+    }
+    answer_error(c, status, message);
+}
+
+} // namespace ringwork::web

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: MIT
+// The hot path allocates nothing: requests through App, router, middleware chain and JSON
+// responses, counted over the whole process (server and client) in steady state.
+#include <ringwork/io/timer.hpp>
+#include <ringwork/web/app.hpp>
+
+#include "alloc_counter.hpp"
+#include "helpers.hpp"
+
+#include <doctest/doctest.h>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <charconv>
+#include <cstring>
+#include <thread>
+
+using ringwork::runtime::Task;
+using ringwork::web::App;
+using ringwork::web::Context;
+using ringwork::web::Next;
+
+namespace {
+
+/// One request and its whole response over a kept-alive socket, with stack buffers only.
+/// Returns the status, or -1 on a broken response.
+int exchange(int fd, std::string_view request) {
+    if (!test::write_all(fd, request)) {
+        return -1;
+    }
+    char buf[8192];
+    std::size_t have = 0;
+    std::size_t head_end = 0;
+    std::size_t length = 0;
+    for (;;) {
+        const ssize_t n = ::recv(fd, buf + have, sizeof(buf) - have, 0);
+        if (n <= 0) {
+            return -1;
+        }
+        have += static_cast<std::size_t>(n);
+        const std::string_view text(buf, have);
+        if (head_end == 0) {
+            const auto end = text.find("\r\n\r\n");
+            if (end == std::string_view::npos) {
+                continue;
+            }
+            head_end = end + 4;
+            const auto cl = text.find("Content-Length: ");
+            if (cl == std::string_view::npos || cl > end) {
+                return -1;
+            }
+            std::from_chars(buf + cl + 16, buf + end, length);
+        }
+        if (have >= head_end + length) {
+            int status = 0;
+            std::from_chars(buf + 9, buf + 12, status);
+            return have == head_end + length ? status : -1;
+        }
+    }
+}
+
+struct Pass {
+    Task<> operator()(Context& c, Next next) const {
+        c.set_header("X-Pass", "1");
+        co_await next();
+    }
+};
+
+} // namespace
+
+TEST_SUITE("web.alloc") {
+
+TEST_CASE("steady-state requests through the App allocate nothing (process-wide count)") {
+#ifdef TEST_ASAN
+    MESSAGE("skipped under AddressSanitizer (it owns operator new)");
+#else
+    App app;
+    app.get("/plaintext", [](Context& c) { c.text("Hello, World!"); });
+    app.get("/json", [](Context& c) { c.json({{"message", "Hello, World!"}}); });
+    app.get("/users/:id", [](Context& c) { c.json({{"id", c.param("id")}, {"q", c.query_or("q", "")}}); });
+    app.get("/async/:id", [](Context& c) -> Task<> {
+        co_await ringwork::io::sleep_for(std::chrono::milliseconds(0));
+        c.text(c.param("id"));
+    });
+    auto chain = app.group("/mw", Pass{}, Pass{}, Pass{}, Pass{}, Pass{});
+    chain.get("/plaintext", [](Context& c) { c.text("Hello, World!"); });
+    std::atomic<std::uint16_t> port{0};
+    std::thread server([&] { app.listen("127.0.0.1:0", 1, [&](std::uint16_t p) { port = p; }); });
+    REQUIRE(test::eventually([&] { return port.load() != 0; }));
+    const int fd = test::connect_blocking(port.load());
+    struct Case {
+        const char* name;
+        std::string_view request;
+    };
+    const Case cases[] = {
+        {"plaintext", "GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n"},
+        {"json", "GET /json HTTP/1.1\r\nHost: a\r\n\r\n"},
+        {"params+query json", "GET /users/12345?q=abc HTTP/1.1\r\nHost: a\r\n\r\n"},
+        {"async (suspends)", "GET /async/77 HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n"},
+        {"5 middleware", "GET /mw/plaintext HTTP/1.1\r\nHost: a\r\n\r\n"},
+        {"404", "GET /nothing/here HTTP/1.1\r\nHost: a\r\n\r\n"},
+    };
+    for (const Case& k : cases) {
+        CAPTURE(k.name);
+        for (int i = 0; i < 200; ++i) { // warm-up: pools fill
+            REQUIRE(exchange(fd, k.request) > 0);
+        }
+        const std::size_t before = test::g_heap_allocations.load();
+        int ok = 0;
+        for (int i = 0; i < 2000; ++i) {
+            ok += exchange(fd, k.request) > 0 ? 1 : 0;
+        }
+        const std::size_t allocations = test::g_heap_allocations.load() - before;
+        CHECK(ok == 2000);
+        CHECK(allocations == 0);
+    }
+    // The counter itself works in this program.
+    const std::size_t sanity = test::g_heap_allocations.load();
+    void* volatile block = ::operator new(16); // a direct call: never elided
+    ::operator delete(block);
+    CHECK(test::g_heap_allocations.load() > sanity);
+    ::close(fd);
+    app.shutdown();
+    server.join();
+#endif
+}
+
+} // TEST_SUITE

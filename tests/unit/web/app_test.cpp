@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: MIT
+// App: routing through the full stack (TestClient), middleware chains, groups, the error
+// boundary, automatic OPTIONS / 405 / trailing-slash answers, locals, streaming, client IP.
+#include <ringwork/io/timer.hpp>
+#include <ringwork/web/app.hpp>
+#include <ringwork/web/testing.hpp>
+
+#include "helpers.hpp"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using ringwork::runtime::Task;
+using ringwork::web::App;
+using ringwork::web::Context;
+using ringwork::web::Next;
+using ringwork::web::testing::TestClient;
+
+TEST_SUITE("web.app") {
+
+TEST_CASE("sync and async handlers, params, query and JSON") {
+    App app;
+    app.get("/hello/:name", [](Context& c) { c.text(std::string("hello ") + std::string(c.param("name"))); });
+    app.get("/users/:id/posts/*rest", [](Context& c) {
+        c.json({{"id", c.param("id")}, {"rest", c.param("rest")}, {"route", c.route()}, {"page", c.query_or("page", "1")}});
+    });
+    app.get("/slow", [](Context& c) -> Task<> {
+        co_await ringwork::io::sleep_for(5ms);
+        c.status(202).text("late");
+    });
+    TestClient client(app);
+    auto r = client.get("/hello/w%C3%B6rld");
+    CHECK(r.status == 200);
+    CHECK(r.body == "hello w\xC3\xB6rld");
+    CHECK(r.header("Content-Type") == "text/plain; charset=utf-8");
+
+    r = client.get("/users/42/posts/a/b?page=3");
+    CHECK(r.status == 200);
+    CHECK(r.header("Content-Type") == "application/json");
+    const auto j = r.json();
+    CHECK(j["id"] == "42");
+    CHECK(j["rest"] == "a/b");
+    CHECK(j["route"] == "/users/:id/posts/*rest");
+    CHECK(j["page"] == "3");
+
+    r = client.get("/slow");
+    CHECK(r.status == 202);
+    CHECK(r.body == "late");
+    CHECK_FALSE(r.closed); // one kept-alive connection served all three
+}
+
+TEST_CASE("middleware run as an onion, in registration order, and may short-circuit") {
+    App app;
+    std::vector<std::string> trace;
+    app.use([&trace](Context& c, Next next) -> Task<> {
+        trace.emplace_back("A-in");
+        co_await next();
+        trace.emplace_back("A-out");
+        c.set_header("X-A", "1");
+    });
+    auto b = [&trace](Context& c, Next next) -> Task<> {
+        trace.emplace_back("B-in");
+        if (c.query("deny")) {
+            c.status(403).text("denied");
+            co_return; // next() not called
+        }
+        co_await next();
+        trace.emplace_back("B-out");
+    };
+    app.get("/x", b, [&trace](Context& c) {
+        trace.emplace_back("handler");
+        c.text("x");
+    });
+    TestClient client(app);
+    auto r = client.get("/x");
+    CHECK(r.status == 200);
+    CHECK(r.header("X-A") == "1");
+    CHECK(trace == std::vector<std::string>{"A-in", "B-in", "handler", "B-out", "A-out"});
+    trace.clear();
+    r = client.get("/x?deny=1");
+    CHECK(r.status == 403);
+    CHECK(r.body == "denied");
+    CHECK(trace == std::vector<std::string>{"A-in", "B-in", "A-out"});
+}
+
+TEST_CASE("global middleware added after the routes still wraps them, and wraps 404s") {
+    App app;
+    app.get("/a", [](Context& c) { c.text("a"); });
+    app.use([](Context& c, Next next) -> Task<> {
+        co_await next();
+        c.set_header("X-Seen", "yes");
+    });
+    TestClient client(app);
+    CHECK(client.get("/a").header("X-Seen") == "yes");
+    auto r = client.get("/nope");
+    CHECK(r.status == 404);
+    CHECK(r.header("X-Seen") == "yes");
+}
+
+TEST_CASE("groups prefix their routes and add their own middleware, nested") {
+    App app;
+    auto api = app.group("/api", [](Context& c, Next next) -> Task<> {
+        c.add_header("X-Layer", "api");
+        co_await next();
+    });
+    auto v1 = api.group("/v1");
+    v1.use([](Context& c, Next next) -> Task<> {
+        c.add_header("X-Layer", "v1");
+        co_await next();
+    });
+    v1.get("/items/:id", [](Context& c) { c.text(c.param("id")); });
+    api.get("/ping", [](Context& c) { c.text("pong"); });
+    app.get("/plain", [](Context& c) { c.text("plain"); });
+    TestClient client(app);
+    auto r = client.get("/api/v1/items/7");
+    CHECK(r.status == 200);
+    CHECK(r.body == "7");
+    std::vector<std::string> layers;
+    for (const auto& [k, v] : r.headers) {
+        if (k == "X-Layer") {
+            layers.push_back(v);
+        }
+    }
+    CHECK(layers == std::vector<std::string>{"api", "v1"});
+    r = client.get("/api/ping");
+    CHECK(r.body == "pong");
+    CHECK(r.header("X-Layer") == "api");
+    r = client.get("/plain");
+    CHECK_FALSE(r.has_header("X-Layer"));
+}
+
+TEST_CASE("405 with Allow, automatic OPTIONS, HEAD through GET, custom not-found") {
+    App app;
+    app.get("/r", [](Context& c) { c.text("body!"); });
+    app.post("/r", [](Context& c) { c.status(201).text("made"); });
+    app.not_found([](Context& c) { c.status(404).json({{"missing", c.path()}}); });
+    TestClient client(app);
+    auto r = client.del("/r");
+    CHECK(r.status == 405);
+    CHECK(r.header("Allow") == "GET, HEAD, POST, OPTIONS");
+    r = client.request({"OPTIONS", "/r", {}, {}});
+    CHECK(r.status == 204);
+    CHECK(r.header("Allow") == "GET, HEAD, POST, OPTIONS");
+    r = client.head("/r");
+    CHECK(r.status == 200);
+    CHECK(r.body.empty());
+    CHECK(r.header("Content-Length") == "5");
+    r = client.get("/else");
+    CHECK(r.status == 404);
+    CHECK(r.json()["missing"] == "/else");
+}
+
+TEST_CASE("trailing-slash redirect: 301 for GET, 308 otherwise, query kept; off gives 404") {
+    {
+        App app;
+        app.get("/dir/", [](Context& c) { c.text("dir"); });
+        app.post("/file", [](Context& c) { c.text("file"); });
+        TestClient client(app);
+        auto r = client.get("/dir?x=1");
+        CHECK(r.status == 301);
+        CHECK(r.header("Location") == "/dir/?x=1");
+        r = client.post("/file/", "{}");
+        CHECK(r.status == 308);
+        CHECK(r.header("Location") == "/file");
+    }
+    {
+        ringwork::web::AppOptions o;
+        o.redirect_trailing_slash = false;
+        App app(o);
+        app.get("/dir/", [](Context& c) { c.text("dir"); });
+        TestClient client(app);
+        CHECK(client.get("/dir").status == 404);
+    }
+}
+
+TEST_CASE("the error boundary: HttpError keeps its status, other exceptions are a logged 500") {
+    std::vector<std::string> logged;
+    std::mutex m;
+    ringwork::web::AppOptions o;
+    o.server.logger = [&](std::string_view line) {
+        std::lock_guard lock(m);
+        logged.emplace_back(line);
+    };
+    App app(o);
+    app.get("/teapot", [](Context&) { throw ringwork::web::HttpError(418, "short and stout"); });
+    app.get("/boom", [](Context&) -> Task<> {
+        co_await ringwork::io::sleep_for(1ms);
+        throw std::runtime_error("kaboom");
+    });
+    app.post("/echo", [](Context& c) { c.json(c.json_body()); });
+    TestClient client(app);
+    auto r = client.get("/teapot");
+    CHECK(r.status == 418);
+    CHECK(r.json()["error"] == "short and stout");
+    CHECK(r.json()["status"] == 418);
+    r = client.get("/boom");
+    CHECK(r.status == 500);
+    CHECK(r.json()["error"] == "Internal Server Error");
+    {
+        std::lock_guard lock(m);
+        REQUIRE(logged.size() == 1);
+        CHECK(logged[0].find("kaboom") != std::string::npos);
+        CHECK(logged[0].find("/boom") != std::string::npos);
+    }
+    r = client.post("/echo", R"({"a":[1,2]})");
+    CHECK(r.status == 200);
+    CHECK(r.json()["a"][1] == 2);
+    r = client.post("/echo", "{nope");
+    CHECK(r.status == 400);
+    CHECK(r.json()["error"].get<std::string>().find("invalid JSON") != std::string::npos);
+    r = client.post("/echo", "{}", "text/plain");
+    CHECK(r.status == 415);
+    // The connection survived every error.
+    CHECK(client.get("/teapot").status == 418);
+}
+
+TEST_CASE("registration errors: conflicts name both routes, nothing after freeze") {
+    App app;
+    app.get("/users/:id", [](Context&) {});
+    try {
+        app.get("/users/:name/x", [](Context&) {});
+        FAIL("expected a conflict");
+    } catch (const std::invalid_argument& e) {
+        const std::string what = e.what();
+        CHECK(what.find("/users/:id") != std::string::npos);
+        CHECK(what.find("/users/:name/x") != std::string::npos);
+    }
+    app.freeze();
+    CHECK_THROWS_AS(app.get("/late", [](Context&) {}), std::logic_error);
+    CHECK_THROWS_AS(app.use([](Context&, Next n) -> Task<> { co_await n(); }), std::logic_error);
+    ringwork::web::AppOptions bad;
+    bad.trusted_proxies = {"10.0.0.0/33"};
+    CHECK_THROWS_AS(App{bad}, std::invalid_argument);
+    bad.trusted_proxies = {"not-an-ip"};
+    CHECK_THROWS_WITH_AS(App{bad}, doctest::Contains("trusted_proxies"), std::invalid_argument);
+}
+
+TEST_CASE("per-request locals are typed, replaced by key and destroyed with the request") {
+    App app;
+    test::Counted::alive = 0;
+    app.use([](Context& c, Next next) -> Task<> {
+        c.emplace_local<test::Counted>("counted", 7);
+        c.emplace_local<std::string>("user", "ada");
+        co_await next();
+    });
+    app.get("/me", [](Context& c) {
+        REQUIRE(c.local<std::string>("user") != nullptr);
+        CHECK(c.local<int>("user") == nullptr); // wrong type
+        CHECK(c.local<std::string>("nobody") == nullptr);
+        c.emplace_local<std::string>("user", "grace"); // replaces
+        c.text(*c.local<std::string>("user") + std::to_string(c.local<test::Counted>("counted")->value) +
+               std::to_string(test::Counted::alive));
+    });
+    TestClient client(app);
+    CHECK(client.get("/me").body == "grace71");
+    CHECK(test::Counted::alive == 0);
+}
+
+TEST_CASE("server-sent events stream through the test client") {
+    App app;
+    app.get("/events", [](Context& c) -> Task<> {
+        for (int i = 1; i <= 3; ++i) {
+            const std::string n = std::to_string(i);
+            const bool ok = co_await c.sse({.data = n, .event = "tick", .id = n});
+            if (!ok) {
+                co_return;
+            }
+        }
+    });
+    TestClient client(app);
+    std::vector<std::string> chunks;
+    auto r = client.stream({"GET", "/events", {}, {}}, [&](std::string_view chunk) { chunks.emplace_back(chunk); });
+    CHECK(r.status == 200);
+    CHECK(r.header("Content-Type") == "text/event-stream");
+    REQUIRE(chunks.size() == 3);
+    CHECK(chunks[0] == "id: 1\nevent: tick\ndata: 1\n\n");
+    CHECK(chunks[2] == "id: 3\nevent: tick\ndata: 3\n\n");
+}
+
+TEST_CASE("client IP: the peer, or X-Forwarded-For / X-Real-IP from a trusted proxy") {
+    auto run = [](std::vector<std::string> proxies, std::string extra_headers) {
+        ringwork::web::AppOptions o;
+        o.trusted_proxies = std::move(proxies);
+        App app(o);
+        app.get("/ip", [](Context& c) { c.text(c.ip()); });
+        std::atomic<std::uint16_t> port{0};
+        std::thread t([&] { app.listen("127.0.0.1:0", 1, [&](std::uint16_t p) { port = p; }); });
+        REQUIRE(test::eventually([&] { return port.load() != 0; }));
+        const int fd = test::connect_blocking(port.load());
+        REQUIRE(test::write_all(fd, "GET /ip HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + extra_headers + "\r\n"));
+        const std::string response = test::read_to_eof(fd);
+        ::close(fd);
+        app.shutdown();
+        t.join();
+        return response.substr(response.find("\r\n\r\n") + 4);
+    };
+    CHECK(run({}, "X-Forwarded-For: 1.2.3.4\r\n") == "127.0.0.1");
+    CHECK(run({"127.0.0.0/8"}, "X-Forwarded-For: 9.9.9.9, 1.2.3.4\r\n") == "1.2.3.4");
+    CHECK(run({"127.0.0.1", "1.2.3.0/24"}, "X-Forwarded-For: 9.9.9.9, 1.2.3.4\r\n") == "9.9.9.9");
+    CHECK(run({"127.0.0.1"}, "X-Real-IP: 5.6.7.8\r\n") == "5.6.7.8");
+    CHECK(run({"::1"}, "X-Real-IP: 5.6.7.8\r\n") == "127.0.0.1");
+}
+
+TEST_CASE("the test client reports a closed connection and reconnects") {
+    App app;
+    app.get("/bye", [](Context& c) {
+        c.response().set_close();
+        c.text("bye");
+    });
+    TestClient client(app);
+    auto r = client.get("/bye");
+    CHECK(r.closed);
+    CHECK(client.get("/bye").body == "bye");
+    r = client.raw("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+    CHECK(r.status == 400);
+    CHECK(r.closed);
+}
+
+} // TEST_SUITE

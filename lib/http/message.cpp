@@ -79,15 +79,24 @@ bool Request::has_header(std::string_view name) const noexcept {
 }
 
 void Response::set_header(std::string_view name, std::string_view value) {
+    if (sealed_) {
+        return;
+    }
     remove_header(name);
     add_header(name, value);
 }
 
 void Response::add_header(std::string_view name, std::string_view value) {
+    if (sealed_) {
+        return;
+    }
     fields_.push_back(Field{arena_->copy(name), arena_->copy(value)});
 }
 
 void Response::remove_header(std::string_view name) noexcept {
+    if (sealed_) {
+        return;
+    }
     std::erase_if(fields_, [&](const Field& f) { return iequals(f.name, name); });
 }
 
@@ -101,6 +110,11 @@ std::string_view Response::header(std::string_view name) const noexcept {
 }
 
 ByteBuffer& Response::body_buffer() {
+    if (sealed_) {
+        // Writers formatting straight into the body (JSON) get a buffer nobody sends.
+        sealed_scratch_.clear();
+        return sealed_scratch_;
+    }
     if (static_body_) {
         static_body_ = false;
         static_ = {};
@@ -112,14 +126,25 @@ ByteBuffer& Response::body_buffer() {
 }
 
 void Response::set_body(std::string_view data) {
+    if (sealed_) {
+        return;
+    }
     ByteBuffer& b = body_buffer();
     b.clear();
     b.append(data);
 }
 
-void Response::append_body(std::string_view data) { body_buffer().append(data); }
+void Response::append_body(std::string_view data) {
+    if (sealed_) {
+        return;
+    }
+    body_buffer().append(data);
+}
 
 void Response::set_body_static(std::string_view data) noexcept {
+    if (sealed_) {
+        return;
+    }
     body_.clear();
     static_body_ = true;
     static_ = data;
@@ -130,6 +155,8 @@ std::string_view Response::body() const noexcept { return static_body_ ? static_
 void Response::reset() noexcept {
     status_ = 200;
     close_ = false;
+    sealed_ = false;
+    sealed_scratch_ = ByteBuffer();
     static_body_ = false;
     static_ = {};
     fields_.clear();

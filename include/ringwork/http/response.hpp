@@ -18,7 +18,12 @@ std::string_view reason_phrase(int status) noexcept;
 /// hands over memory that outlives the response (static data).
 class Response {
 public:
-    void set_status(int status) noexcept { status_ = status; }
+    /// Ignored once the response is sealed (see seal()).
+    void set_status(int status) noexcept {
+        if (!sealed_) {
+            status_ = status;
+        }
+    }
     [[nodiscard]] int status() const noexcept { return status_; }
 
     /// Replace every header `name` (case-insensitive) with one `name: value`.
@@ -38,9 +43,22 @@ public:
     [[nodiscard]] std::string_view body() const noexcept;
     /// The pooled body buffer, for writers that format straight into it (JSON).
     ByteBuffer& body_buffer();
-    /// Ask the connection to close after this response.
-    void set_close(bool close = true) noexcept { close_ = close; }
+    /// Ask the connection to close after this response. Once sealed, a close can still be
+    /// requested but no longer withdrawn.
+    void set_close(bool close = true) noexcept {
+        if (!sealed_ || close) {
+            close_ = close;
+        }
+    }
     [[nodiscard]] bool close() const noexcept { return close_; }
+
+    /// \brief Freeze the response as it is now: later status, header and body changes (and a
+    /// withdrawn set_close) are ignored; body_buffer() then hands out a scratch buffer whose
+    /// contents are discarded. The timeout middleware seals its 503 so that a handler still
+    /// running after the deadline cannot alter it. reset() (the connection, between requests
+    /// and on its own error paths) unseals. Reactor thread only.
+    void seal() noexcept { sealed_ = true; }
+    [[nodiscard]] bool sealed() const noexcept { return sealed_; }
 
     struct Field {
         std::string_view name;
@@ -60,10 +78,12 @@ public:
 private:
     int status_ = 200;
     bool close_ = false;
+    bool sealed_ = false;
     bool static_body_ = false;
     std::string_view static_;
     std::vector<Field> fields_;
     ByteBuffer body_;
+    ByteBuffer sealed_scratch_; ///< what body_buffer() hands out once sealed (discarded)
     Arena* arena_ = nullptr;
     BufferPool* bodies_ = nullptr;
 };

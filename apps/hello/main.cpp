@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
-// ringwork-hello: the quick-start server (a few routes on http::Server until the router lands).
-#include <ringwork/http/server.hpp>
-#include <ringwork/io/timer.hpp>
+// ringwork-hello: the quick-start server: a few routes showing params, JSON and a timer.
+#include <ringwork/ringwork.hpp>
 
 #include <fmt/format.h>
 
@@ -24,7 +23,7 @@ void usage() {
                "  --host ADDR    address to listen on (default 127.0.0.1)\n"
                "  --port N       port (default 8080; 0 picks a free one)\n"
                "  --threads N    reactor threads (default 1; 0 = one per CPU)\n"
-               "routes: /  /hello/NAME  /json  /delay?ms=N\n");
+               "routes: /  /hello/:name  /json  /users/:id  /delay?ms=N\n");
 }
 
 [[noreturn]] void fail(std::string_view message) {
@@ -76,31 +75,24 @@ Options parse(int argc, char** argv) {
     return o;
 }
 
-/// The routes. A plain coroutine: `co_await` anything, the reactor keeps serving others.
-ringwork::runtime::Task<> handle(ringwork::http::Exchange& x) {
-    auto& req = x.request;
-    auto& res = x.response;
-    const std::string_view path = req.path();
-    if (path == "/") {
-        res.set_body_static("Hello, World!\n");
-    } else if (path.starts_with("/hello/") && path.size() > 7) {
-        res.set_body(fmt::format("Hello, {}!\n", path.substr(7)));
-    } else if (path == "/json") {
-        res.set_content_type("application/json");
-        res.set_body(R"({"message":"Hello, World!"})");
-    } else if (path == "/delay") {
-        const auto ms = req.query("ms").value_or("100");
+/// The routes: plain functions for instant answers, coroutines when they `co_await`.
+void routes(ringwork::App& app) {
+    app.get("/", [](ringwork::Context& c) { c.text("Hello, World!\n"); });
+    app.get("/hello/:name", [](ringwork::Context& c) { c.text(fmt::format("Hello, {}!\n", c.param("name"))); });
+    app.get("/json", [](ringwork::Context& c) { c.json({{"message", "Hello, World!"}}); });
+    app.get("/users/:id", [](ringwork::Context& c) -> ringwork::Task<> {
+        co_await ringwork::sleep_for(5ms); // e.g. a database call: the reactor serves others meanwhile
+        c.json({{"id", c.param("id")}, {"name", "user " + std::string(c.param("id"))}});
+    });
+    app.get("/delay", [](ringwork::Context& c) -> ringwork::Task<> {
         unsigned long wait = 0;
-        for (const char c : ms) {
-            wait = (c >= '0' && c <= '9' && wait < 10000) ? wait * 10 + static_cast<unsigned long>(c - '0') : wait;
+        for (const char ch : c.query_or("ms", "100")) {
+            wait = (ch >= '0' && ch <= '9' && wait < 10000) ? wait * 10 + static_cast<unsigned long>(ch - '0') : wait;
         }
         wait = wait > 10000 ? 10000 : wait;
-        co_await ringwork::io::sleep_for(std::chrono::milliseconds(wait)); // a timer, not a blocked thread
-        res.set_body(fmt::format("waited {} ms\n", wait));
-    } else {
-        res.set_status(404);
-        res.set_body("Not Found\n");
-    }
+        co_await ringwork::sleep_for(std::chrono::milliseconds(wait)); // a timer, not a blocked thread
+        c.text(fmt::format("waited {} ms\n", wait));
+    });
 }
 
 } // namespace
@@ -108,15 +100,12 @@ ringwork::runtime::Task<> handle(ringwork::http::Exchange& x) {
 int main(int argc, char** argv) {
     const Options options = parse(argc, argv);
     const bool v6 = options.host.find(':') != std::string::npos;
-    const auto address = ringwork::io::SocketAddress::parse(
-        v6 ? fmt::format("[{}]:{}", options.host, options.port) : fmt::format("{}:{}", options.host, options.port));
-    if (!address) {
-        fail(fmt::format("invalid --host {}", options.host));
-    }
+    const std::string address = v6 ? fmt::format("[{}]:{}", options.host, options.port)
+                                   : fmt::format("{}:{}", options.host, options.port);
     try {
-        ringwork::http::Server server;
-        server.set_handler([](ringwork::http::Exchange& x) { return handle(x); });
-        server.listen_and_serve(*address, options.threads, [&](std::uint16_t port) {
+        ringwork::App app;
+        routes(app);
+        app.listen(address, options.threads, [&](std::uint16_t port) {
             fmt::print("ringwork-hello listening on http://{}{}{}:{}/\n", v6 ? "[" : "", options.host, v6 ? "]" : "",
                        port);
             std::fflush(stdout);

@@ -36,6 +36,8 @@ TEST_SUITE("integration hello") {
         const std::string json = fetch(app.port(), "/json");
         CHECK(json.find("Content-Type: application/json") != std::string::npos);
         CHECK(body_of(json) == R"({"message":"Hello, World!"})");
+        CHECK(body_of(fetch(app.port(), "/users/7")) == R"({"id":"7","name":"user 7"})");
+        CHECK(fetch(app.port(), "/json/").starts_with("HTTP/1.1 301 Moved Permanently\r\n"));
         // The timer is awaited, not slept on: the response comes after at least the delay.
         const auto start = std::chrono::steady_clock::now();
         CHECK(body_of(fetch(app.port(), "/delay?ms=50")) == "waited 50 ms\n");

@@ -323,3 +323,24 @@ TEST_CASE("the test client reports a closed connection and reconnects") {
 }
 
 } // TEST_SUITE
+
+TEST_SUITE("web.app") {
+
+TEST_CASE("handlers run under the connection's stop token; the test client notices a silent close") {
+    App app;
+    app.get("/token", [](Context& c) { c.text(c.stop_token().stop_possible() ? "yes" : "no"); });
+    app.get("/cut", [](Context& c) -> Task<> {
+        co_await c.write("first");
+        throw std::runtime_error("stream cut"); // head already out: the server closes
+    });
+    TestClient client(app);
+    const auto token = client.get("/token");
+    CHECK(token.status == 200);
+    CHECK(token.body == "yes");
+    auto r = client.stream({"GET", "/cut", {}, {}}, [](std::string_view) {});
+    CHECK(r.status == 200);
+    // No Connection: close was announced, yet the next call must reconnect and succeed.
+    CHECK(client.get("/token").status == 200);
+}
+
+} // TEST_SUITE

@@ -23,6 +23,8 @@ struct Options {
     std::string host = "127.0.0.1";
     std::uint16_t port = 8080;
     unsigned threads = 1;
+    std::string unix_path; ///< --unix: serve a Unix socket instead of host:port
+    bool systemd = false;  ///< --systemd: serve the sockets systemd passed (LISTEN_FDS)
     ServerOptions server;
 };
 
@@ -88,6 +90,19 @@ const std::vector<Flag>& flags() {
         {"--port", "", "N", "port (0 picks a free one)",
          [](const Options& o) { return fmt::format("{}", o.port); },
          [](Options& o, std::string_view f, std::string_view v) { o.port = static_cast<std::uint16_t>(parse_number(f, v, 0, 65535)); }},
+        {"--unix", "", "PATH", "listen on a Unix socket (a stale socket file is replaced; '@name' = abstract) instead of --host/--port",
+         [](const Options& o) { return o.unix_path; },
+         [](Options& o, std::string_view f, std::string_view v) {
+             try {
+                 (void)ringwork::io::SocketAddress::unix_path(v);
+             } catch (const std::invalid_argument& e) {
+                 fail_usage(fmt::format("invalid value for {}: {}", f, e.what()));
+             }
+             o.unix_path = std::string(v);
+         }},
+        {"--systemd", "", "", "serve the listening sockets systemd passed (LISTEN_FDS/LISTEN_PID) instead of --host/--port",
+         [](const Options& o) { return bool_text(o.systemd); },
+         [](Options& o, std::string_view, std::string_view) { o.systemd = true; }},
         {"--threads", "", "N", "reactor threads (0 = one per CPU)",
          [](const Options& o) { return fmt::format("{}", o.threads); },
          [](Options& o, std::string_view f, std::string_view v) { o.threads = static_cast<unsigned>(parse_number(f, v, 0, 1024)); }},
@@ -325,10 +340,25 @@ int main(int argc, char** argv) {
     try {
         ringwork::http::Server server(options.server);
         server.set_handler(handle);
-        server.listen_and_serve(*address, options.threads, [&host](std::uint16_t port) {
-            fmt::print("ringwork-echo listening on http://{}:{}/\n", host, port);
-            std::fflush(stdout);
-        });
+        if (options.systemd) {
+            std::vector<int> fds = ringwork::http::Server::systemd_listen_fds();
+            const std::size_t count = fds.size();
+            server.listen_and_serve_fds(std::move(fds), options.threads, [count](std::uint16_t) {
+                fmt::print("ringwork-echo serving {} socket(s) from systemd\n", count);
+                std::fflush(stdout);
+            });
+        } else if (!options.unix_path.empty()) {
+            const auto where = ringwork::io::SocketAddress::unix_path(options.unix_path);
+            server.listen_and_serve(where, options.threads, [&where](std::uint16_t) {
+                fmt::print("ringwork-echo listening on {}\n", where.to_string());
+                std::fflush(stdout);
+            });
+        } else {
+            server.listen_and_serve(*address, options.threads, [&host](std::uint16_t port) {
+                fmt::print("ringwork-echo listening on http://{}:{}/\n", host, port);
+                std::fflush(stdout);
+            });
+        }
     } catch (const std::exception& e) {
         fmt::print(stderr, "ringwork-echo: {}\n", e.what());
         return 1;

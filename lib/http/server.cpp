@@ -8,13 +8,20 @@
 
 #include <ringwork/io/timer.hpp>
 #include <ringwork/runtime/frame_pool.hpp>
+#include <ringwork/runtime/when.hpp>
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <condition_variable>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace ringwork::http {
@@ -142,6 +149,8 @@ void ReactorState::notify_state_slow(int fd, ConnState state) const noexcept {
 void ReactorState::give_exchange(Exchange* x) noexcept {
     x->hijack_ = nullptr;
     x->streaming_ = false;
+    x->stream_known_length_ = false;
+    x->stream_remaining_ = 0;
     x->trailers_.clear();
     x->connection_ = nullptr;
     x->request.reset();
@@ -232,6 +241,7 @@ private:
     /// error_handler on a prepared default response (a throwing hook leaves the default).
     void call_error_handler(Exchange& x, int status, std::string_view detail);
     void write_response(Exchange& x, bool close);
+
     void ensure_pending() {
         if (pending_.capacity() == 0) {
             pending_ = st_.out_pool.take();
@@ -286,10 +296,51 @@ private:
     std::uint64_t requests_ = 0;
     bool closing_ = false;
     bool lingering_ = false;
+    bool close_planned_ = false; ///< the current response will carry Connection: close
+
+    // Client reset while a handler is suspended: a poll for POLLERR|POLLHUP (armed only when
+    // the handler suspends) fires handler_stop_, the handler's ambient stop token.
+    runtime::StopSource handler_stop_;
+    struct WatchOp : io::Operation {
+        explicit WatchOp(Connection* c) noexcept : Operation(&on_watch), conn(c) {}
+        Connection* conn;
+    } watch_op_{this};
+    bool watching_ = false;       ///< the poll is in the kernel
+    bool watch_cancelled_ = false;///< a cancel for it was submitted
+    bool handler_running_ = false;///< a suspended handler may be cancelled
+    bool peer_reset_ = false;     ///< the poll saw a reset or error
+    std::coroutine_handle<> watch_waiter_{};
+    void arm_watch() noexcept;
+    void cancel_watch() noexcept;
+    static void on_watch(io::Operation* op, int res, std::uint32_t flags) noexcept;
+    runtime::Task<> end_watch();
 
     // Output: `pending_` fills while `sending_` is in the kernel (double buffering).
     ByteBuffer pending_;
     ByteBuffer sending_;
+    // Large static bodies are not copied: each is a segment of caller memory that goes out
+    // after the first `at` bytes of its buffer (sendmsg with an iovec, in order).
+    static constexpr std::size_t kZeroCopyMin = 16 * 1024;
+    static constexpr std::size_t kMaxSegments = 8;
+    struct Segment {
+        std::size_t at;
+        const char* data;
+        std::size_t len;
+    };
+    struct Segments {
+        std::array<Segment, kMaxSegments> items{};
+        std::size_t count = 0;
+        std::size_t bytes = 0;
+    };
+    Segments pending_segs_;
+    Segments sending_segs_;
+    std::array<iovec, 2 * kMaxSegments + 1> send_iov_{};
+    std::size_t send_iov_first_ = 0;
+    std::size_t send_iov_count_ = 0;
+    msghdr send_msg_{};
+    void submit_send() noexcept;
+    /// Bytes queued in `pending_` and its segments (backpressure).
+    [[nodiscard]] std::size_t pending_bytes() const noexcept { return pending_.size() + pending_segs_.bytes; }
     struct SendOp : io::Operation {
         explicit SendOp(Connection* c) noexcept : Operation(&on_send), conn(c) {}
         Connection* conn;
@@ -426,6 +477,55 @@ void Connection::rebase_head(RequestHead& head, const char* from, std::size_t le
     }
 }
 
+void Connection::arm_watch() noexcept {
+    if (watching_) {
+        return; // still in the kernel (maybe being cancelled): on_watch re-arms if needed
+    }
+    watching_ = true;
+    watch_cancelled_ = false;
+    ++st_.stats.reset_watches;
+    io_uring_sqe* s = io::detail::current_impl().sqe_for(&watch_op_);
+    // Not POLLRDHUP: a half-close (FIN) is not a reset; the request is answered. ERR and HUP
+    // are reported whatever the mask: HUP once both directions are shut (a RST does that).
+    io_uring_prep_poll_add(s, socket_->fd(), POLLERR | POLLHUP);
+}
+
+void Connection::cancel_watch() noexcept {
+    if (watching_ && !watch_cancelled_) {
+        watch_cancelled_ = true;
+        io::detail::current_impl().cancel(&watch_op_);
+    }
+}
+
+void Connection::on_watch(io::Operation* op, int res, std::uint32_t /*flags*/) noexcept {
+    Connection* c = static_cast<WatchOp*>(op)->conn;
+    c->watching_ = false;
+    if (res > 0 && (static_cast<unsigned>(res) & (POLLERR | POLLHUP | POLLNVAL)) != 0) {
+        c->peer_reset_ = true;
+        if (c->handler_running_ && c->handler_stop_.request_stop()) {
+            ++c->st_.stats.handlers_cancelled; // the handler's pending co_awaits end now
+        }
+    } else if (res == -ECANCELED && c->handler_running_ && !c->watch_waiter_) {
+        c->arm_watch(); // cancelled for the previous handler while this one was starting
+    }
+    if (c->watch_waiter_) {
+        io::detail::current_impl().schedule(std::exchange(c->watch_waiter_, nullptr));
+    }
+}
+
+runtime::Task<> Connection::end_watch() {
+    struct Gone {
+        Connection* c;
+        bool await_ready() const noexcept { return !c->watching_; }
+        void await_suspend(std::coroutine_handle<> h) noexcept { c->watch_waiter_ = h; }
+        void await_resume() const noexcept {}
+    };
+    cancel_watch();
+    while (watching_) {
+        co_await Gone{this};
+    }
+}
+
 void Connection::on_flush(io::Deferred* d) noexcept {
     static_cast<FlushWork*>(d)->conn->start_send();
 }
@@ -435,15 +535,49 @@ void Connection::start_send() noexcept {
         return;
     }
     std::swap(pending_, sending_);
+    std::swap(pending_segs_, sending_segs_);
+    pending_segs_.count = 0;
+    pending_segs_.bytes = 0;
     send_op_.done = 0;
     send_inflight_ = true;
     ++st_.stats.sends;
-    io::detail::ReactorImpl& r = io::detail::current_impl();
-    io_uring_sqe* s = r.sqe_for(&send_op_);
-    io_uring_prep_send(s, socket_->fd(), sending_.data(), sending_.size(), MSG_NOSIGNAL);
+    if (sending_segs_.count != 0) {
+        // Buffer slices interleaved with the zero-copy bodies, in order.
+        std::size_t n = 0;
+        std::size_t from = 0;
+        for (std::size_t i = 0; i < sending_segs_.count; ++i) {
+            const Segment& seg = sending_segs_.items[i];
+            if (seg.at > from) {
+                send_iov_[n++] = iovec{sending_.data() + from, seg.at - from};
+            }
+            send_iov_[n++] = iovec{const_cast<char*>(seg.data), seg.len}; // NOLINT: never written through
+            from = seg.at;
+        }
+        if (sending_.size() > from) {
+            send_iov_[n++] = iovec{sending_.data() + from, sending_.size() - from};
+        }
+        send_iov_first_ = 0;
+        send_iov_count_ = n;
+    }
+    submit_send();
     if (write_timeout_.count() > 0 && !write_timer_.linked()) {
+        io::detail::ReactorImpl& r = io::detail::current_impl();
         r.timers().add(write_timer_, io::detail::ReactorImpl::to_tick_ceil(io::Clock::now() + write_timeout_));
     }
+}
+
+void Connection::submit_send() noexcept {
+    io::detail::ReactorImpl& r = io::detail::current_impl();
+    io_uring_sqe* s = r.sqe_for(&send_op_);
+    if (sending_segs_.count == 0) {
+        io_uring_prep_send(s, socket_->fd(), sending_.data() + send_op_.done, sending_.size() - send_op_.done,
+                           MSG_NOSIGNAL);
+        return;
+    }
+    send_msg_ = msghdr{};
+    send_msg_.msg_iov = send_iov_.data() + send_iov_first_;
+    send_msg_.msg_iovlen = send_iov_count_ - send_iov_first_;
+    io_uring_prep_sendmsg(s, socket_->fd(), &send_msg_, MSG_NOSIGNAL);
 }
 
 void Connection::on_send(io::Operation* op, int res, std::uint32_t /*flags*/) noexcept {
@@ -452,10 +586,21 @@ void Connection::on_send(io::Operation* op, int res, std::uint32_t /*flags*/) no
     io::detail::ReactorImpl& r = io::detail::current_impl();
     if (res > 0) {
         so->done += static_cast<std::size_t>(res);
-        if (so->done < c->sending_.size()) {
-            io_uring_sqe* s = r.sqe_for(so);
-            io_uring_prep_send(s, c->socket_->fd(), c->sending_.data() + so->done, c->sending_.size() - so->done,
-                               MSG_NOSIGNAL);
+        if (so->done < c->sending_.size() + c->sending_segs_.bytes) {
+            // Partial: continue from the completion, without resuming anyone.
+            auto left = static_cast<std::size_t>(res);
+            while (c->sending_segs_.count != 0 && left != 0) {
+                iovec& v = c->send_iov_[c->send_iov_first_];
+                if (left >= v.iov_len) {
+                    left -= v.iov_len;
+                    ++c->send_iov_first_;
+                } else {
+                    v.iov_base = static_cast<char*>(v.iov_base) + left;
+                    v.iov_len -= left;
+                    left = 0;
+                }
+            }
+            c->submit_send();
             return;
         }
     } else {
@@ -463,6 +608,8 @@ void Connection::on_send(io::Operation* op, int res, std::uint32_t /*flags*/) no
     }
     c->send_inflight_ = false;
     c->sending_.clear();
+    c->sending_segs_.count = 0;
+    c->sending_segs_.bytes = 0;
     r.timers().remove(c->write_timer_);
     if (c->send_error_ == 0 && !c->pending_.empty()) {
         c->start_send();
@@ -621,7 +768,17 @@ void Connection::write_response(Exchange& x, bool close) {
     ensure_pending();
     write_head(pending_, resp, body.size(), plan, st_.options, st_.date);
     if (!plan.head_request) {
-        pending_.append(body);
+        // A non-empty body without a pooled buffer is set_body_static()'s (a static body set
+        // after set_body() keeps the buffer and is copied: Response does not say more).
+        if (body.size() >= kZeroCopyMin && !resp.has_body_buffer() && pending_segs_.count < kMaxSegments) {
+            // Sent from the caller's memory, after what is queued so far.
+            pending_segs_.items[pending_segs_.count++] = Segment{pending_.size(), body.data(), body.size()};
+            pending_segs_.bytes += body.size();
+            st_.stats.body_bytes_zero_copy += body.size();
+        } else {
+            pending_.append(body);
+            st_.stats.body_bytes_copied += body.size();
+        }
     }
     queue_flush();
     if (close) {
@@ -756,8 +913,22 @@ runtime::Task<> Connection::dispatch(Exchange& x) {
         }
         if (task.valid()) {
             auto handle = task.handle();
+            if (handler_stop_.stop_requested()) {
+                handler_stop_.reset(); // a reset seen between requests is peer_reset_'s business
+            }
+            // The handler's ambient token: nested tasks and I/O inherit it (a pointer store).
+            handle.promise().set_stop_token(runtime::StopToken(handler_stop_));
             handle.resume(); // runs until the handler first suspends (or finishes)
             if (!handle.done()) {
+                // Watch for a client reset while it waits (only now: a handler that completes
+                // without suspending costs nothing).
+                handler_running_ = true;
+                if (peer_reset_) {
+                    handler_stop_.request_stop();
+                    ++st_.stats.handlers_cancelled;
+                } else {
+                    arm_watch();
+                }
                 // The handler suspended: copy what its request views point at out of the
                 // receive buffer, so the buffer goes back to the ring while it waits.
                 if (lease_.holds_buffer()) {
@@ -784,6 +955,8 @@ runtime::Task<> Connection::dispatch(Exchange& x) {
                     void await_resume() const noexcept {}
                 };
                 co_await Join{handle};
+                handler_running_ = false;
+                cancel_watch();
             }
             try {
                 handle.promise().result();
@@ -795,7 +968,12 @@ runtime::Task<> Connection::dispatch(Exchange& x) {
         x.response.set_status(404);
         x.response.set_body("Not Found\n");
     }
-    if (error) {
+    if (error && peer_reset_) {
+        // Cancelled because the client reset the connection: nobody is left to answer.
+        log_error(fmt::format("the client reset the connection while the handler ran{}", request_details(&x, true, {})),
+                  true);
+        x.hijack_ = nullptr;
+    } else if (error) {
         const std::string what = describe_exception(error);
         st_.log(fmt::format("handler failed{}: {}", request_details(&x, true, {}), what));
         x.hijack_ = nullptr;
@@ -939,7 +1117,12 @@ runtime::Task<> Connection::run() {
                 } else {
                     pos_ += head.head_size;
                 }
+                close_planned_ = close;
                 co_await dispatch(*x);
+                if (peer_reset_) {
+                    closing_ = true; // reset by the client: no answer, close
+                    break;
+                }
                 if (x->hijack_) {
                     write_response(*x, false);
                     HijackHandler handler = std::move(x->hijack_);
@@ -952,7 +1135,7 @@ runtime::Task<> Connection::run() {
             write_response(*x, close);
             st_.give_exchange(x);
             x = nullptr;
-            if (pending_.size() > 256 * 1024) {
+            if (pending_bytes() > 256 * 1024) {
                 co_await drain_output(); // backpressure: a client that does not read
             }
             if (send_error_ != 0) {
@@ -985,6 +1168,7 @@ RequestConfig Connection::request_config(Exchange& x) {
 }
 
 runtime::Task<> Connection::hijack(HijackHandler handler) {
+    co_await end_watch(); // the hijack handler owns every operation on the socket from now on
     // Whatever the client sent past the hijacking request belongs to the new protocol.
     std::string already_read(unparsed());
     lease_.release();
@@ -1019,6 +1203,7 @@ runtime::Task<> Connection::hijack(HijackHandler handler) {
 }
 
 runtime::Task<> Connection::finish() {
+    co_await end_watch();
     co_await drain_output();
     if (send_error_ != 0) {
         const std::error_code ec = io::make_error(send_error_);
@@ -1055,27 +1240,54 @@ runtime::Task<> Connection::finish() {
 }
 
 runtime::Task<bool> Connection::stream_write(Exchange& x, std::string_view data) {
-    if (send_error_ != 0) {
-        co_return false;
+    if (send_error_ != 0 || x.response.sealed()) {
+        co_return false; // gone, or sealed (a timeout already answered): nothing more is sent
     }
     const RequestHead& head = x.request.head_;
-    ensure_pending();
     const bool http10 = head.version_minor == 0;
+    const bool head_only = head.method == Method::head;
     if (!x.streaming_) {
-        x.streaming_ = true;
         Response& r = x.response;
-        r.remove_header("Content-Length");
         HeadPlan plan;
-        plan.head_request = head.method == Method::head;
-        plan.close = http10 || r.close() || closing_;
-        plan.chunked = !http10;
-        plan.close_delimited = http10;
-        write_head(pending_, r, 0, plan, st_.options, st_.date);
-        if (http10) {
-            closing_ = true; // the body ends when the connection does
+        plan.head_request = head_only;
+        std::uint64_t declared = 0;
+        const std::string_view length = r.header("Content-Length");
+        if (!length.empty()) {
+            // Known length: identity encoding, keep-alive stays possible (HTTP/1.0 too).
+            const auto [end, ec] = std::from_chars(length.data(), length.data() + length.size(), declared);
+            if (ec != std::errc{} || end != length.data() + length.size()) {
+                throw std::logic_error(fmt::format("Exchange::write: invalid Content-Length {:?}", length));
+            }
+            if (data.size() > declared) {
+                throw std::logic_error(fmt::format(
+                    "Exchange::write: {} bytes exceed the declared Content-Length ({})", data.size(), declared));
+            }
+            x.stream_known_length_ = true;
+            x.stream_remaining_ = declared;
+            plan.close = r.close() || closing_ || close_planned_;
+            plan.keep_alive_10 = http10 && !plan.close;
+        } else {
+            plan.close = http10 || r.close() || closing_ || close_planned_;
+            plan.chunked = !http10;
+            plan.close_delimited = http10;
+            if (http10) {
+                closing_ = true; // the body ends when the connection does
+            }
         }
+        x.streaming_ = true;
+        ensure_pending();
+        write_head(pending_, r, declared, plan, st_.options, st_.date);
+    } else if (x.stream_known_length_ && data.size() > x.stream_remaining_) {
+        throw std::logic_error(fmt::format("Exchange::write: {} bytes exceed the declared Content-Length ({} left)",
+                                           data.size(), x.stream_remaining_));
     }
-    if (head.method != Method::head && !data.empty()) {
+    ensure_pending();
+    if (x.stream_known_length_) {
+        x.stream_remaining_ -= data.size();
+        if (!head_only) {
+            pending_.append(data);
+        }
+    } else if (!head_only && !data.empty()) {
         if (http10) {
             pending_.append(data);
         } else {
@@ -1087,7 +1299,7 @@ runtime::Task<bool> Connection::stream_write(Exchange& x, std::string_view data)
         }
     }
     queue_flush();
-    if (pending_.size() > 256 * 1024) {
+    if (pending_bytes() > 256 * 1024) {
         co_await drain_output();
     }
     co_return send_error_ == 0;
@@ -1100,6 +1312,18 @@ runtime::Task<bool> Connection::stream_flush() {
 
 void Connection::stream_end(Exchange& x) {
     const RequestHead& head = x.request.head_;
+    if (x.stream_known_length_) {
+        if (x.stream_remaining_ != 0 && head.method != Method::head) {
+            // The declared length was not met: the framing is broken, so the client must see
+            // the connection end after what was sent rather than wait or misparse.
+            log_error(fmt::format("streamed response ended {} bytes short of its Content-Length{}; closing",
+                                  x.stream_remaining_, request_details(&x, true, {})),
+                      false);
+            closing_ = true;
+        }
+        queue_flush();
+        return;
+    }
     if (head.version_minor == 0 || head.method == Method::head) {
         queue_flush();
         return;
@@ -1316,14 +1540,14 @@ runtime::Task<> trim_loop(detail::ReactorState* st, milliseconds interval) {
     }
 }
 
-runtime::Task<> accept_loop(detail::ReactorState* st, io::Listener* listener) {
+runtime::Task<> accept_loop(detail::ReactorState* st, io::Listener* listener, bool tcp) {
     Server& server = st->server;
     const std::size_t limit = st->options.concurrency;
     for (;;) {
         auto accepted = co_await listener->accept();
         if (accepted) {
             detail::IpKey ip;
-            if (st->options.max_conns_per_ip != 0) {
+            if (st->options.max_conns_per_ip != 0 && tcp) {
                 io::SocketAddress peer;
                 peer.length = sizeof(peer.storage);
                 if (::getpeername(accepted->fd(), reinterpret_cast<sockaddr*>(&peer.storage), &peer.length) == 0) { // NOLINT
@@ -1342,7 +1566,7 @@ runtime::Task<> accept_loop(detail::ReactorState* st, io::Listener* listener) {
                     continue;
                 }
             }
-            if (st->options.tcp_keepalive) {
+            if (st->options.tcp_keepalive && tcp) {
                 set_keepalive(*st, accepted->fd());
             }
             // The global limit: one atomic add per accept, never per request.
@@ -1404,7 +1628,9 @@ struct Drained {
 
 } // namespace
 
-runtime::Task<> Server::serve(io::Listener& listener) {
+runtime::Task<> Server::serve(io::Listener& listener) { co_await serve(std::span<io::Listener>(&listener, 1)); }
+
+runtime::Task<> Server::serve(std::span<io::Listener> listeners) {
     detail::ReactorState& st = state_for_current_reactor();
     // The reactor stopping (signal, Runtime::stop) starts a graceful shutdown of this share.
     auto begin = [s = &st]() noexcept { s->begin_shutdown(); };
@@ -1417,9 +1643,23 @@ runtime::Task<> Server::serve(io::Listener& listener) {
                                  .with_stop_token(runtime::StopToken(st.shutdown)));
         }
     }
-    auto loop = accept_loop(&st, &listener).with_stop_token(runtime::StopToken(st.shutdown));
-    co_await std::move(loop);
-    co_await listener.close();
+    if (listeners.size() == 1) {
+        auto loop = accept_loop(&st, &listeners[0], !listeners[0].local_address().is_unix())
+                        .with_stop_token(runtime::StopToken(st.shutdown));
+        co_await std::move(loop);
+    } else if (!listeners.empty()) {
+        std::vector<runtime::Task<>> loops;
+        loops.reserve(listeners.size());
+        for (io::Listener& l : listeners) {
+            loops.push_back(accept_loop(&st, &l, !l.local_address().is_unix())
+                                .with_stop_token(runtime::StopToken(st.shutdown)));
+        }
+        auto all = runtime::when_all(std::move(loops));
+        (void)co_await std::move(all);
+    }
+    for (io::Listener& l : listeners) {
+        co_await l.close();
+    }
     st.workers.stop(); // ready workers retire now, busy ones when their connection ends
     while (st.active != 0) {
         co_await Drained{&st};
@@ -1429,8 +1669,105 @@ runtime::Task<> Server::serve(io::Listener& listener) {
     }
 }
 
+namespace {
+
+/// Close every descriptor of `fds` (listen_and_serve_fds owns them).
+struct CloseAll {
+    std::vector<int>& fds;
+    ~CloseAll() {
+        for (const int fd : fds) {
+            if (fd >= 0) {
+                ::close(fd);
+            }
+        }
+    }
+};
+
+} // namespace
+
 void Server::listen_and_serve(const io::SocketAddress& address, unsigned threads,
                               std::function<void(std::uint16_t)> on_ready) {
+    if (!address.is_unix()) {
+        run_reactors(address, {}, threads, on_ready);
+        return;
+    }
+    // One socket for every reactor (SO_REUSEPORT does not apply to Unix sockets): bound here,
+    // so a bad path fails before any thread starts.
+    io::Listener bound = io::Listener::bind(address);
+    const std::string path = address.path();
+    struct stat made {};
+    const bool file = !path.empty() && path.front() != '@' && ::stat(path.c_str(), &made) == 0;
+    std::vector<int> fds{bound.release()};
+    struct Unlink {
+        const std::string& path;
+        bool file;
+        struct stat made;
+        ~Unlink() {
+            struct stat now {};
+            // Only our own socket file: another server may have replaced it meanwhile.
+            if (file && ::lstat(path.c_str(), &now) == 0 && now.st_ino == made.st_ino && now.st_dev == made.st_dev) {
+                ::unlink(path.c_str());
+            }
+        }
+    } unlink_at_end{path, file, made};
+    listen_and_serve_fds(std::move(fds), threads, std::move(on_ready));
+}
+
+void Server::listen_and_serve_fds(std::vector<int> fds, unsigned threads,
+                                  std::function<void(std::uint16_t)> on_ready) {
+    CloseAll close_all{fds};
+    if (fds.empty()) {
+        throw std::invalid_argument("listen_and_serve_fds: no descriptors to serve");
+    }
+    for (const int fd : fds) {
+        io::Listener checked = io::Listener::adopt(fd); // throws naming the fd
+        (void)checked.release();
+    }
+    run_reactors(io::SocketAddress{}, fds, threads, on_ready);
+}
+
+std::vector<int> Server::systemd_listen_fds() {
+    auto number = [](const char* name) -> long {
+        const char* text = std::getenv(name);
+        if (text == nullptr || *text == '\0') {
+            throw std::runtime_error(fmt::format("{}: not set (the process was not started by systemd socket activation)",
+                                                 name));
+        }
+        long v = 0;
+        const std::string_view sv(text);
+        const auto [end, ec] = std::from_chars(sv.data(), sv.data() + sv.size(), v);
+        if (ec != std::errc{} || end != sv.data() + sv.size() || v <= 0) {
+            throw std::runtime_error(fmt::format("{}: {:?} is not a positive number", name, sv));
+        }
+        return v;
+    };
+    const long pid = number("LISTEN_PID");
+    if (pid != static_cast<long>(::getpid())) {
+        throw std::runtime_error(fmt::format("LISTEN_PID: {} is not this process ({})", pid, ::getpid()));
+    }
+    const long count = number("LISTEN_FDS");
+    constexpr int kFirst = 3; // SD_LISTEN_FDS_START
+    if (count > 4096) {
+        throw std::runtime_error(fmt::format("LISTEN_FDS: {} descriptors is implausible", count));
+    }
+    std::vector<int> fds;
+    fds.reserve(static_cast<std::size_t>(count));
+    for (int fd = kFirst; fd < kFirst + static_cast<int>(count); ++fd) {
+        const int flags = ::fcntl(fd, F_GETFD);
+        if (flags < 0) {
+            throw std::runtime_error(fmt::format("LISTEN_FDS: fd {} is not open", fd));
+        }
+        ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+        fds.push_back(fd);
+    }
+    ::unsetenv("LISTEN_PID");
+    ::unsetenv("LISTEN_FDS");
+    ::unsetenv("LISTEN_FDNAMES");
+    return fds;
+}
+
+void Server::run_reactors(const io::SocketAddress& address, const std::vector<int>& fds, unsigned threads,
+                          std::function<void(std::uint16_t)>& on_ready) {
     io::RuntimeOptions runtime_options;
     runtime_options.threads = threads;
     runtime_options.reactor.buffer_size = options_.read_buffer_size;
@@ -1438,7 +1775,7 @@ void Server::listen_and_serve(const io::SocketAddress& address, unsigned threads
     runtime_options.reactor.sq_entries = options_.ring_entries;
     runtime_options.reactor.cq_entries = std::max(runtime_options.reactor.cq_entries, options_.ring_entries);
     io::Runtime runtime(runtime_options);
-    std::atomic<std::uint16_t> port{address.port()};
+    std::atomic<std::uint16_t> port{fds.empty() ? address.port() : std::uint16_t{0}};
     std::atomic<unsigned> bound{0};
     {
         std::lock_guard lock(states_mutex_);
@@ -1447,15 +1784,37 @@ void Server::listen_and_serve(const io::SocketAddress& address, unsigned threads
     struct Args {
         Server* server;
         io::SocketAddress address;
+        const std::vector<int>* fds;
         std::atomic<std::uint16_t>* port;
         std::atomic<unsigned>* bound;
         unsigned threads;
         std::function<void(std::uint16_t)>* on_ready;
     };
-    Args args{this, address, &port, &bound, runtime.size(), &on_ready};
+    Args args{this, address, &fds, &port, &bound, runtime.size(), &on_ready};
     try {
         runtime.run([&args](io::Reactor&, unsigned index) -> runtime::Task<> {
             return [](Args a, unsigned idx) -> runtime::Task<> {
+                if (!a.fds->empty()) {
+                    // Inherited or shared sockets: this reactor's own dup() of each (closing it
+                    // leaves the others' open), with its own multishot accept.
+                    std::vector<io::Listener> listeners;
+                    listeners.reserve(a.fds->size());
+                    for (const int fd : *a.fds) {
+                        const int mine = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+                        if (mine < 0) {
+                            throw std::system_error(errno, std::generic_category(), fmt::format("dup of fd {}", fd));
+                        }
+                        listeners.emplace_back(mine);
+                    }
+                    if (idx == 0) {
+                        a.port->store(listeners.front().local_address().port());
+                    }
+                    if (a.bound->fetch_add(1) + 1 == a.threads && *a.on_ready) {
+                        (*a.on_ready)(a.port->load());
+                    }
+                    co_await a.server->serve(std::span<io::Listener>(listeners));
+                    co_return;
+                }
                 // With port 0, reactor 0 picks the port and the others join it.
                 while (idx != 0 && a.port->load() == 0) {
                     co_await io::sleep_for(milliseconds(1));
@@ -1568,6 +1927,10 @@ ServerStats Server::stats() const {
         total.out_buffers_pooled += s->out_pool.stats().held;
         total.carry_buffers_held += s->carry_held;
         total.carry_buffers_pooled += s->carry_pool.stats().held;
+        total.body_bytes_copied += x.body_bytes_copied;
+        total.body_bytes_zero_copy += x.body_bytes_zero_copy;
+        total.reset_watches += x.reset_watches;
+        total.handlers_cancelled += x.handlers_cancelled;
     }
     return total;
 }

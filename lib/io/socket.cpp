@@ -8,20 +8,67 @@
 
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cassert>
 #include <cerrno>
 #include <charconv>
+#include <cstddef>
 #include <cstring>
+#include <stdexcept>
 
 namespace ringwork::io {
 
 // ---------------------------------------------------------------------------------------------
 // SocketAddress
 
+SocketAddress SocketAddress::unix_path(std::string_view path) {
+    SocketAddress a;
+    auto* un = reinterpret_cast<sockaddr_un*>(&a.storage); // NOLINT: sockaddr API
+    if (path.empty() || path == "@") {
+        throw std::invalid_argument("SocketAddress::unix_path: the path is empty");
+    }
+    if (path.find('\0') != std::string_view::npos) {
+        throw std::invalid_argument("SocketAddress::unix_path: the path contains a NUL byte");
+    }
+    if (path.size() >= sizeof(un->sun_path)) {
+        throw std::invalid_argument(fmt::format("SocketAddress::unix_path: {:?} is longer than {} bytes", path,
+                                                sizeof(un->sun_path) - 1));
+    }
+    un->sun_family = AF_UNIX;
+    std::memcpy(un->sun_path, path.data(), path.size());
+    if (path.front() == '@') {
+        un->sun_path[0] = '\0'; // abstract namespace: the length, not a NUL, ends the name
+        a.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
+    } else {
+        a.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+    }
+    return a;
+}
+
+std::string SocketAddress::path() const {
+    if (storage.ss_family != AF_UNIX || length <= offsetof(sockaddr_un, sun_path)) {
+        return {};
+    }
+    const auto* un = reinterpret_cast<const sockaddr_un*>(&storage); // NOLINT: sockaddr API
+    const std::size_t n = length - offsetof(sockaddr_un, sun_path);
+    if (un->sun_path[0] == '\0') {
+        return "@" + std::string(un->sun_path + 1, n - 1);
+    }
+    return std::string(un->sun_path, ::strnlen(un->sun_path, n));
+}
+
 Result<SocketAddress> SocketAddress::parse(std::string_view text) {
     const auto invalid = std::make_error_code(std::errc::invalid_argument);
+    if (text.starts_with("unix:")) {
+        try {
+            return unix_path(text.substr(5));
+        } catch (const std::invalid_argument&) {
+            return invalid;
+        }
+    }
     std::string_view host;
     std::string_view port_text;
     if (!text.empty() && text.front() == '[') {
@@ -93,6 +140,10 @@ std::string SocketAddress::to_string() const {
     if (storage.ss_family == AF_INET6) {
         ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, buf, sizeof buf); // NOLINT
         return fmt::format("[{}]:{}", buf, port());
+    }
+    if (storage.ss_family == AF_UNIX) {
+        const std::string p = path();
+        return p.empty() ? std::string("unix:(unnamed)") : "unix:" + p;
     }
     return "(unknown address)";
 }
@@ -228,7 +279,34 @@ void IoOp::on_stop(void* self) noexcept {
 // ---------------------------------------------------------------------------------------------
 // Listener
 
+namespace {
+
+/// A Unix socket file at `path` that nobody accepts on (its server died without unlinking it)
+/// is removed. Anything else there is left alone: the caller's bind then fails with EADDRINUSE.
+void remove_stale_unix_socket(const SocketAddress& address) {
+    const std::string path = address.path();
+    struct stat st {};
+    if (path.empty() || path.front() == '@' || ::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+        return;
+    }
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) {
+        return;
+    }
+    const bool refused = ::connect(probe, address.data(), address.length) != 0 && errno == ECONNREFUSED;
+    ::close(probe);
+    if (refused) {
+        ::unlink(path.c_str());
+    }
+}
+
+} // namespace
+
 Listener Listener::bind(const SocketAddress& address, ListenOptions options) {
+    const bool unix_socket = address.is_unix();
+    if (unix_socket && options.remove_stale_unix_socket) {
+        remove_stale_unix_socket(address);
+    }
     const int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         throw std::system_error(errno, std::generic_category(), "socket()");
@@ -241,16 +319,37 @@ Listener Listener::bind(const SocketAddress& address, ListenOptions options) {
                                     fmt::format("setsockopt({}) on {}", what, address.to_string()));
         }
     };
-    set(SOL_SOCKET, SO_REUSEADDR, options.reuse_address, "SO_REUSEADDR");
-    set(SOL_SOCKET, SO_REUSEPORT, options.reuse_port, "SO_REUSEPORT");
-    set(IPPROTO_TCP, TCP_NODELAY, options.no_delay, "TCP_NODELAY");
+    if (!unix_socket) {
+        set(SOL_SOCKET, SO_REUSEADDR, options.reuse_address, "SO_REUSEADDR");
+        set(SOL_SOCKET, SO_REUSEPORT, options.reuse_port, "SO_REUSEPORT");
+        set(IPPROTO_TCP, TCP_NODELAY, options.no_delay, "TCP_NODELAY");
+    }
     if (::bind(fd, address.data(), address.length) != 0) {
-        throw std::system_error(errno, std::generic_category(), fmt::format("bind {}", address.to_string()));
+        const int err = errno;
+        std::string what = fmt::format("bind {}", address.to_string());
+        if (unix_socket && err == EADDRINUSE) {
+            what += " (the path exists: a live server's socket, or not a socket at all; remove it or choose another)";
+        }
+        throw std::system_error(err, std::generic_category(), what);
     }
     if (::listen(fd, options.backlog) != 0) {
         throw std::system_error(errno, std::generic_category(), fmt::format("listen {}", address.to_string()));
     }
     return listener;
+}
+
+Listener Listener::adopt(int fd) {
+    int type = 0;
+    int listening = 0;
+    socklen_t len = sizeof type;
+    if (fd < 0 || ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+        throw std::invalid_argument(fmt::format("fd {} is not an open socket", fd));
+    }
+    len = sizeof listening;
+    if (type != SOCK_STREAM || ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening == 0) {
+        throw std::invalid_argument(fmt::format("fd {} is not a listening stream socket", fd));
+    }
+    return Listener(fd);
 }
 
 Listener::Listener(Listener&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {
@@ -280,6 +379,11 @@ Listener::~Listener() {
     if (fd_ >= 0) {
         ::close(fd_);
     }
+}
+
+int Listener::release() noexcept {
+    assert(!armed_ && "releasing a Listener with an armed accept");
+    return std::exchange(fd_, -1);
 }
 
 SocketAddress Listener::local_address() const {

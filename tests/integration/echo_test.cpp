@@ -1015,7 +1015,8 @@ TEST_CASE("echo: command line") {
               "--write-timeout-ms", "--disable-keepalive", "--max-requests-per-conn", "--get-only", "--name",
               "--no-server-header", "--no-date", "--disable-header-normalizing", "--concurrency",
               "--max-idle-worker-duration-ms", "--sleep-when-concurrency-limits-exceeded-ms", "--write-buffer-size",
-              "--linger-timeout-ms", "--no-default-content-type", "--close-on-shutdown", "--help"}) {
+              "--linger-timeout-ms", "--no-default-content-type", "--close-on-shutdown", "--unix", "--systemd",
+              "--help"}) {
             INFO("flag: " << flag);
             CHECK(out.find(flag) != std::string::npos);
         }
@@ -1028,7 +1029,7 @@ TEST_CASE("echo: command line") {
               std::pair{"--max-headers", "0"}, std::pair{"--max-request-line", "3"},
               std::pair{"--max-body-size", "1k"}, std::pair{"--idle-timeout-ms", "soon"},
               std::pair{"--max-requests-per-conn", ""}, std::pair{"--host", "not an address"},
-              std::pair{"--concurrency", "0"}, std::pair{"--write-buffer-size", "10"}}) {
+              std::pair{"--concurrency", "0"}, std::pair{"--write-buffer-size", "10"}, std::pair{"--unix", ""}}) {
             INFO("flag: " << bad.first << " '" << bad.second << "'");
             const auto [out, rc] = run_shell("timeout 10 '" + exe + "' " + std::string(bad.first) + " '" +
                                              std::string(bad.second) + "' 2>&1");
@@ -1042,4 +1043,26 @@ TEST_CASE("echo: command line") {
         CHECK(rc2 == 2);
         CHECK(unknown.find("--bogus") != std::string::npos);
     }
+}
+
+TEST_CASE("echo: --unix serves over a Unix socket and removes the file on SIGTERM") {
+    if (run_shell("command -v curl >/dev/null 2>&1").second != 0) {
+        MESSAGE("curl not installed: skipped");
+        return;
+    }
+    const std::string exe = echo_path();
+    const std::string path = "/tmp/ringwork-echo-it-" + std::to_string(::getpid()) + ".sock";
+    ::unlink(path.c_str());
+    // Bounded throughout: the socket must appear within 5 s, curl has 5 s, the whole run 20 s.
+    const std::string script =
+        "timeout 20 sh -c '\"$0\" --unix \"$1\" >/dev/null & pid=$!; i=0; "
+        "while [ ! -S \"$1\" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; "
+        "curl -s --max-time 5 --unix-socket \"$1\" http://x/anything/unix; rc=$?; "
+        "kill -TERM $pid; wait $pid; ex=$?; echo; echo rc=$rc exit=$ex' '" + exe + "' '" + path + "'";
+    const auto [out, rc] = run_shell(script);
+    CHECK(rc == 0);
+    CHECK(out.find(R"("path":"/anything/unix")") != std::string::npos);
+    CHECK(out.find("rc=0 exit=0") != std::string::npos);
+    CHECK(::access(path.c_str(), F_OK) != 0); // the socket file is gone after the graceful stop
+    ::unlink(path.c_str());
 }

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -100,9 +101,13 @@ public:
     /// Per-request user value slot (middleware state); cleared between requests.
     void* user_value = nullptr;
 
-    /// \brief Stream the response: the first call sends the status and headers set so far
-    /// (chunked for HTTP/1.1, close-delimited for HTTP/1.0), then `data` as one chunk.
-    /// Returns false once the client is gone. Nothing is sent for HEAD but the head.
+    /// \brief Stream the response: the first call sends the status and headers set so far,
+    /// then `data`. Framing: when the handler set `Content-Length` before the first call, the
+    /// body is identity-encoded with that length (downloads, 206 ranges); writing more than
+    /// declared throws std::logic_error (nothing of that call is sent), and a response that
+    /// ends short of it closes the connection after what was sent (logged). Otherwise chunked
+    /// for HTTP/1.1 (one chunk per call) and close-delimited for HTTP/1.0. Returns false once
+    /// the client is gone. Nothing is sent for HEAD but the head (with the declared length).
     runtime::Task<bool> write(std::string_view data);
     /// \brief Wait until everything written so far has been handed to the kernel.
     runtime::Task<bool> flush();
@@ -124,6 +129,8 @@ public:
     void* connection_ = nullptr;
     HijackHandler hijack_;
     bool streaming_ = false;
+    bool stream_known_length_ = false;  ///< streaming identity-encoded with a declared length
+    std::uint64_t stream_remaining_ = 0; ///< bytes of the declared length not written yet
     std::vector<Response::Field> trailers_;
     ByteBuffer body_store_; ///< a request body gathered across receive buffers (pooled)
     Arena arena_;
@@ -221,6 +228,10 @@ struct ServerStats {
     std::uint64_t out_buffers_pooled = 0;   ///< idle output buffers in the pools
     std::uint64_t carry_buffers_held = 0;   ///< carry buffers owned by live connections
     std::uint64_t carry_buffers_pooled = 0; ///< idle carry buffers in the pools
+    std::uint64_t body_bytes_copied = 0;    ///< response body bytes copied into output buffers
+    std::uint64_t body_bytes_zero_copy = 0; ///< static body bytes sent from the caller's memory (sendmsg)
+    std::uint64_t reset_watches = 0;        ///< polls armed for a client reset (handler suspended)
+    std::uint64_t handlers_cancelled = 0;   ///< handlers whose stop token fired on a client reset
 };
 
 namespace detail {
@@ -263,13 +274,33 @@ public:
     /// \brief Accept and serve connections from `listener` on the calling reactor until
     /// shutdown; then close the listener and wait for this reactor's connections to finish.
     runtime::Task<> serve(io::Listener& listener);
+    /// \brief Same, accepting from every listener of `listeners` (which must stay alive and
+    /// in place until the task completes).
+    runtime::Task<> serve(std::span<io::Listener> listeners);
     /// \brief Serve one already-accepted connection to its end.
     runtime::Task<> serve_conn(io::Socket socket);
-    /// \brief Start `threads` reactors (0 = one per CPU), each with its own SO_REUSEPORT
-    /// listener on `address`, and serve until shutdown() or SIGINT/SIGTERM.
-    /// `on_ready(port)` runs once every listener is bound (tests, "listening on" messages).
+    /// \brief Start `threads` reactors (0 = one per CPU) and serve `address` until shutdown()
+    /// or SIGINT/SIGTERM. TCP: each reactor binds its own SO_REUSEPORT listener. Unix socket
+    /// (SocketAddress::unix_path): one socket is bound first (a stale socket file is replaced,
+    /// anything else at the path fails the call), every reactor runs a multishot accept on its
+    /// own dup() of it, and the file is removed when serving ends.
+    /// `on_ready(port)` runs once every listener is ready (port 0 for a Unix socket).
     void listen_and_serve(const io::SocketAddress& address, unsigned threads = 0,
                           std::function<void(std::uint16_t port)> on_ready = {});
+    /// \brief Serve listening sockets that are already open (systemd socket activation, a
+    /// supervisor): every reactor accepts on its own dup() of each descriptor, and the kernel
+    /// hands each connection to one of them. Takes ownership of `fds`: they are closed when
+    /// the call returns or throws. Each must be a listening stream socket (TCP or Unix), else
+    /// std::invalid_argument naming the fd before anything starts. `on_ready(port)` gets the
+    /// first descriptor's port (0 for a Unix socket).
+    void listen_and_serve_fds(std::vector<int> fds, unsigned threads = 0,
+                              std::function<void(std::uint16_t port)> on_ready = {});
+    /// \brief The listening sockets systemd passed to this process (sd_listen_fds): fds 3 to
+    /// 3 + LISTEN_FDS - 1 when LISTEN_PID is this process. Marks them close-on-exec and
+    /// unsets LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES (call it before starting threads).
+    /// Throws std::runtime_error naming the variable when LISTEN_PID or LISTEN_FDS is missing,
+    /// malformed or meant for another process.
+    static std::vector<int> systemd_listen_fds();
     /// \brief Graceful shutdown: stop accepting, close idle keep-alive connections, let
     /// in-flight requests finish. Thread-safe.
     void shutdown() noexcept;
@@ -293,6 +324,11 @@ private:
     ServerOptions options_;
     detail::HandlerRef handler_;
     std::shared_ptr<void> handler_owner_;
+    /// listen_and_serve's engine: TCP listeners per reactor on `address` when `fds` is empty,
+    /// else a dup() of every fd of `fds` per reactor.
+    void run_reactors(const io::SocketAddress& address, const std::vector<int>& fds, unsigned threads,
+                      std::function<void(std::uint16_t)>& on_ready);
+
     std::atomic<bool> shutting_down_{false};
     io::Runtime* runtime_ = nullptr;
     mutable std::mutex states_mutex_;

@@ -25,17 +25,26 @@ namespace ringwork::io {
 
 using runtime::Result;
 
-/// \brief An IPv4 or IPv6 socket address.
+/// \brief An IPv4, IPv6 or Unix-domain (AF_UNIX) socket address.
 struct SocketAddress {
     sockaddr_storage storage{};
     socklen_t length = 0;
 
-    /// Parse "127.0.0.1:8080", "[::1]:8080" or "0.0.0.0:0"; error on anything else.
+    /// Parse "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:0" or "unix:/run/x.sock" (also
+    /// "unix:@name", an abstract socket); error on anything else.
     static Result<SocketAddress> parse(std::string_view text);
     static SocketAddress ipv4(std::uint32_t host_order_addr, std::uint16_t port);
     static SocketAddress loopback(std::uint16_t port) { return ipv4(0x7F000001U, port); }
+    /// \brief A Unix-domain stream socket at `path` ("/run/x.sock"); a leading '@' names an
+    /// abstract socket (Linux: no file). Throws std::invalid_argument starting with
+    /// "SocketAddress::unix_path" for an empty path, a NUL byte, or more than 107 bytes.
+    static SocketAddress unix_path(std::string_view path);
     [[nodiscard]] std::uint16_t port() const noexcept;
     [[nodiscard]] int family() const noexcept { return storage.ss_family; }
+    [[nodiscard]] bool is_unix() const noexcept { return storage.ss_family == AF_UNIX; }
+    /// The path of a Unix-domain address ("@name" for an abstract one), else empty.
+    [[nodiscard]] std::string path() const;
+    /// "1.2.3.4:80", "[::1]:80", "unix:/run/x.sock".
     [[nodiscard]] std::string to_string() const;
     [[nodiscard]] const sockaddr* data() const noexcept {
         return reinterpret_cast<const sockaddr*>(&storage); // NOLINT: sockaddr API
@@ -245,8 +254,12 @@ class Socket;
 struct ListenOptions {
     int backlog = 4096;
     bool reuse_address = true;
-    bool reuse_port = true;   ///< one listener per reactor on the same port
-    bool no_delay = true;     ///< TCP_NODELAY on the listener: accepted sockets inherit it
+    bool reuse_port = true;   ///< one listener per reactor on the same port (TCP only)
+    bool no_delay = true;     ///< TCP_NODELAY on the listener: accepted sockets inherit it (TCP only)
+    /// Unix path sockets: a socket file left behind by a dead server (connect() refused) is
+    /// removed before binding. A file that is not a socket, or a socket a live server
+    /// accepts on, is never removed: bind fails instead.
+    bool remove_stale_unix_socket = true;
 };
 
 /// \brief A listening TCP socket with a multishot accept (one-shot re-armed as fallback).
@@ -258,6 +271,10 @@ class Listener {
 public:
     /// Create, bind and listen; throws std::system_error naming the address on failure.
     static Listener bind(const SocketAddress& address, ListenOptions options = {});
+    /// \brief Take over an open descriptor (inherited from systemd or a supervisor), after
+    /// checking that it is a listening stream socket: std::invalid_argument naming the fd
+    /// otherwise (the descriptor is then left open).
+    static Listener adopt(int fd);
     Listener() = default;
     explicit Listener(int fd) noexcept : fd_(fd) {}
     Listener(Listener&& other) noexcept;
@@ -268,6 +285,8 @@ public:
 
     [[nodiscard]] int fd() const noexcept { return fd_; }
     [[nodiscard]] SocketAddress local_address() const;
+    /// \brief Give up the descriptor without closing it (nothing may be armed).
+    int release() noexcept;
 
     class [[nodiscard]] AcceptAwaiter {
     public:

@@ -82,7 +82,12 @@ Pool::~Pool() {
 } // namespace
 
 void* FramePool::allocate(std::size_t size) {
+    size = size == 0 ? 1 : size; // class_of(0) would wrap around
 #if RINGWORK_FRAME_POOL
+    if (size <= kMaxPooledSize && tl_pool_dead) {
+        // The pool is gone (thread exit): allocate the class size, which deallocate() frees.
+        return ::operator new(class_size(class_of(size)));
+    }
     if (size <= kMaxPooledSize && !tl_pool_dead) {
         Pool& pool = tl_pool;
         const std::size_t cls = class_of(size);
@@ -108,6 +113,7 @@ void* FramePool::allocate(std::size_t size) {
 }
 
 void FramePool::deallocate(void* block, std::size_t size) noexcept {
+    size = size == 0 ? 1 : size;
 #if RINGWORK_FRAME_POOL
     if (!tl_pool_dead) {
         Pool& pool = tl_pool;

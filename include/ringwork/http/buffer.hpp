@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ringwork::http {
@@ -18,6 +19,20 @@ class ByteBuffer {
 public:
     ByteBuffer() noexcept = default;
     explicit ByteBuffer(std::size_t capacity) : data_(std::make_unique<char[]>(capacity)), capacity_(capacity) {}
+    // A moved-from buffer is empty with no capacity (the defaults would keep the capacity
+    // with null storage, which a pool would then hand out).
+    ByteBuffer(ByteBuffer&& other) noexcept
+        : data_(std::move(other.data_)), size_(std::exchange(other.size_, 0)),
+          capacity_(std::exchange(other.capacity_, 0)), grows_(std::exchange(other.grows_, 0)) {}
+    ByteBuffer& operator=(ByteBuffer&& other) noexcept {
+        data_ = std::move(other.data_);
+        size_ = std::exchange(other.size_, 0);
+        capacity_ = std::exchange(other.capacity_, 0);
+        grows_ = std::exchange(other.grows_, 0);
+        return *this;
+    }
+    ByteBuffer(const ByteBuffer&) = delete;
+    ByteBuffer& operator=(const ByteBuffer&) = delete;
 
     [[nodiscard]] char* data() noexcept { return data_.get(); }
     [[nodiscard]] const char* data() const noexcept { return data_.get(); }

@@ -71,6 +71,18 @@ TEST_SUITE("frame_pool") {
         CHECK(FramePool::stats().blocks_held == 0);
     }
 
+    TEST_CASE("a zero-byte request is served as the smallest class and comes back to it") {
+        FramePool::trim();
+        void* a = FramePool::allocate(0);
+        REQUIRE(a != nullptr);
+        FramePool::deallocate(a, 0);
+        void* b = FramePool::allocate(1); // same class: the block just freed
+#ifndef RINGWORK_TEST_FRAME_POOL_DISABLED
+        CHECK(b == a);
+#endif
+        FramePool::deallocate(b, 1);
+    }
+
     TEST_CASE("frames above the pooled size go to the heap and are counted") {
         const auto s0 = FramePool::stats();
         void* big = FramePool::allocate(FramePool::kMaxPooledSize + 1);

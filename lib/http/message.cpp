@@ -45,10 +45,17 @@ std::string_view Request::path() {
 const io::SocketAddress& Request::remote_address() {
     if (!remote_known_) {
         remote_known_ = true;
+        if (peer_cache_ != nullptr && peer_cache_->family() != AF_UNSPEC) {
+            remote_ = *peer_cache_; // looked up by an earlier request of this connection
+            return remote_;
+        }
         remote_ = io::SocketAddress{};
         remote_.length = sizeof(remote_.storage);
         if (::getpeername(peer_fd_, reinterpret_cast<sockaddr*>(&remote_.storage), &remote_.length) != 0) { // NOLINT
             remote_ = io::SocketAddress{};
+        }
+        if (peer_cache_ != nullptr) {
+            *peer_cache_ = remote_; // one getpeername per connection, not per request
         }
     }
     return remote_;

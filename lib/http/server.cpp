@@ -287,6 +287,7 @@ private:
     std::unique_ptr<io::Socket> heap_socket_; ///< keep_hijacked_conns: may outlive the connection
     io::Socket* socket_;         ///< one of the two above
     IpKey ip_;                   ///< counted in the per-IP table when known
+    io::SocketAddress peer_{};   ///< the peer, once a request asked (Request::remote_address)
     ConnState state_ = ConnState::new_connection;
     bool hijacked_ = false;
     RequestParser parser_;
@@ -676,6 +677,7 @@ void Connection::custom_error(int status, std::string_view detail, Exchange* x, 
         ex->request.reset();
     }
     ex->request.peer_fd_ = socket_->fd();
+    ex->request.peer_cache_ = &peer_;
     ex->connection_ = this;
     ex->hijack_ = nullptr;
     ex->streaming_ = false;
@@ -1052,6 +1054,7 @@ runtime::Task<> Connection::run() {
                 request_start_ = io::Clock::now();
                 x = st_.take_exchange();
                 x->request.peer_fd_ = socket_->fd();
+                x->request.peer_cache_ = &peer_;
                 x->connection_ = this;
             }
             RequestHead& head = x->request.head_;

@@ -31,21 +31,34 @@ void default_method_not_allowed(Context& c) {
 
 void auto_options(Context& c) { c.status(204); }
 
-/// The trailing-slash redirect: the raw path with its last '/' added or removed, query kept.
+/// The trailing-slash redirect: the raw path with its last '/' added or removed (as the
+/// router decided on the decoded path), query kept. A target that would start with "//" or
+/// "/\\" is answered 404 instead: browsers read it as another host (an open redirect).
 void redirect_slash(Context& c) {
     const http::Request& req = c.request();
-    std::string_view raw = req.raw_path();
+    const std::string_view raw = req.raw_path();
+    const std::string_view decoded = c.path();
     http::Arena& arena = *c.request().arena_;
-    std::string_view query = req.query_string();
-    const bool add = raw.empty() || raw.back() != '/';
+    const std::string_view query = req.query_string();
+    const bool add = decoded.empty() || decoded.back() != '/';
+    if (add ? raw.empty() : (raw.empty() || raw.back() != '/')) {
+        // The slash the router saw is percent-encoded in the raw path (%2F): no safe rewrite.
+        c.app().answer_error(c, 404, "Not Found");
+        return;
+    }
+    const std::size_t keep = add ? raw.size() : raw.size() - 1;
     const std::size_t path_len = add ? raw.size() + 1 : raw.size() - 1;
     const std::size_t total = path_len + (query.empty() ? 0 : query.size() + 1);
-    char* out = arena.allocate(total);
-    std::size_t n = 0;
-    std::memcpy(out, raw.data(), add ? raw.size() : raw.size() - 1);
-    n = add ? raw.size() : raw.size() - 1;
+    char* out = arena.allocate(total == 0 ? 1 : total);
+    std::memcpy(out, raw.data(), keep);
+    std::size_t n = keep;
     if (add) {
         out[n++] = '/';
+    }
+    const std::string_view path(out, n);
+    if (path.empty() || path.front() != '/' || (path.size() > 1 && (path[1] == '/' || path[1] == '\\'))) {
+        c.app().answer_error(c, 404, "Not Found");
+        return;
     }
     if (!query.empty()) {
         out[n++] = '?';

@@ -69,6 +69,34 @@ std::string_view trim(std::string_view s) noexcept {
     return s;
 }
 
+/// An IPv4 or IPv6 address in text form (IPv6 optionally in brackets), parsed without
+/// allocating; false for anything else.
+bool parse_ip_text(std::string_view text, io::SocketAddress& out) noexcept {
+    if (text.size() > 2 && text.front() == '[' && text.back() == ']') {
+        text = text.substr(1, text.size() - 2);
+    }
+    char buf[INET6_ADDRSTRLEN + 1];
+    if (text.empty() || text.size() >= sizeof(buf)) {
+        return false;
+    }
+    std::memcpy(buf, text.data(), text.size());
+    buf[text.size()] = '\0';
+    out = io::SocketAddress{};
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&out.storage);  // NOLINT: sockaddr API
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.storage); // NOLINT: sockaddr API
+    if (::inet_pton(AF_INET, buf, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        out.length = sizeof(sockaddr_in);
+        return true;
+    }
+    if (::inet_pton(AF_INET6, buf, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        out.length = sizeof(sockaddr_in6);
+        return true;
+    }
+    return false;
+}
+
 } // namespace
 
 nlohmann::json Context::json_body() const {
@@ -136,31 +164,39 @@ std::string_view Context::ip() {
     }
     std::string_view chosen = x_->arena_.copy(text);
     if (app_->trusted_proxy(peer)) {
-        // X-Forwarded-For: client, proxy1, proxy2 — the right-most entry that is not a trusted
-        // proxy is the client as far as our trusted chain can tell.
-        std::string_view xff = x_->request.header("X-Forwarded-For");
+        // Every X-Forwarded-For line (a proxy may add its own line instead of appending), read
+        // from the last entry backwards: each is the address the next hop saw. The first one
+        // that is not a trusted proxy is the client; anything unparsable ends the walk there.
+        const auto headers = x_->request.headers();
         std::string_view found;
-        while (!xff.empty()) {
-            const auto comma = xff.rfind(',');
-            const std::string_view item = trim(comma == std::string_view::npos ? xff : xff.substr(comma + 1));
-            xff = comma == std::string_view::npos ? std::string_view{} : xff.substr(0, comma);
-            if (item.empty()) {
+        bool done = false;
+        for (std::size_t h = headers.size(); h-- > 0 && !done;) {
+            if (!http::iequals(headers[h].name, "X-Forwarded-For")) {
                 continue;
             }
-            const std::string item_z(item);
-            auto parsed = io::SocketAddress::parse(item_z.find(':') != std::string::npos && item_z.front() != '['
-                                                       ? "[" + item_z + "]:0"
-                                                       : item_z + ":0");
-            if (!parsed) {
-                break; // garbage: stop believing the header
-            }
-            found = item;
-            if (!app_->trusted_proxy(*parsed)) {
-                break;
+            std::string_view xff = headers[h].value;
+            while (!xff.empty() && !done) {
+                const auto comma = xff.rfind(',');
+                const std::string_view item = trim(comma == std::string_view::npos ? xff : xff.substr(comma + 1));
+                xff = comma == std::string_view::npos ? std::string_view{} : xff.substr(0, comma);
+                if (item.empty()) {
+                    continue;
+                }
+                io::SocketAddress a;
+                if (!parse_ip_text(item, a)) {
+                    done = true;
+                    break;
+                }
+                found = item;
+                done = !app_->trusted_proxy(a);
             }
         }
         if (found.empty()) {
-            found = trim(x_->request.header("X-Real-IP"));
+            const std::string_view real = trim(x_->request.header("X-Real-IP"));
+            io::SocketAddress a;
+            if (parse_ip_text(real, a)) {
+                found = real;
+            }
         }
         if (!found.empty()) {
             chosen = found;

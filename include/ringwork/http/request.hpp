@@ -48,7 +48,7 @@ public:
     [[nodiscard]] bool has_header(std::string_view name) const noexcept;
     /// The whole body (de-chunked); empty when there is none or it is streamed.
     [[nodiscard]] std::string_view body() const noexcept { return body_; }
-    /// The peer's address (looked up on first use: one getpeername per request that asks).
+    /// The peer's address (looked up on first use: one getpeername per connection that asks).
     const io::SocketAddress& remote_address();
     [[nodiscard]] const RequestHead& head() const noexcept { return head_; }
     /// Bytes of this request kept in the arena (for tests: 0 when nothing was copied).
@@ -58,6 +58,7 @@ public:
     RequestHead head_;
     std::string_view body_;
     int peer_fd_ = -1;
+    io::SocketAddress* peer_cache_ = nullptr; ///< the connection's looked-up peer (family 0: not yet)
     io::SocketAddress remote_{};
     bool remote_known_ = false;
     Arena* arena_ = nullptr;

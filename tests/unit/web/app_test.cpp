@@ -305,6 +305,11 @@ TEST_CASE("client IP: the peer, or X-Forwarded-For / X-Real-IP from a trusted pr
     CHECK(run({"127.0.0.1", "1.2.3.0/24"}, "X-Forwarded-For: 9.9.9.9, 1.2.3.4\r\n") == "9.9.9.9");
     CHECK(run({"127.0.0.1"}, "X-Real-IP: 5.6.7.8\r\n") == "5.6.7.8");
     CHECK(run({"::1"}, "X-Real-IP: 5.6.7.8\r\n") == "127.0.0.1");
+    // A proxy that adds its own line: the forged first line is not believed.
+    CHECK(run({"127.0.0.1"}, "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 1.2.3.4\r\n") == "1.2.3.4");
+    CHECK(run({"127.0.0.1"}, "X-Forwarded-For: 2001:db8::1\r\n") == "2001:db8::1");
+    CHECK(run({"127.0.0.1"}, "X-Real-IP: not-an-ip\r\n") == "127.0.0.1");
+    CHECK(run({"127.0.0.1"}, "X-Forwarded-For: 1.2.3.4, garbage\r\n") == "127.0.0.1");
 }
 
 TEST_CASE("the test client reports a closed connection and reconnects") {
@@ -341,6 +346,43 @@ TEST_CASE("handlers run under the connection's stop token; the test client notic
     CHECK(r.status == 200);
     // No Connection: close was announced, yet the next call must reconnect and succeed.
     CHECK(client.get("/token").status == 200);
+}
+
+} // TEST_SUITE
+
+TEST_SUITE("web.app") {
+
+TEST_CASE("trailing-slash redirects never point at another host, and follow the decoded path") {
+    App app;
+    app.get("/:slug", [](Context& c) { c.text(c.param("slug")); });
+    app.get("/dir/:name/", [](Context& c) { c.text(c.param("name")); });
+    TestClient client(app);
+    // "/\evil.com/" misses /:slug only by its slash: a Location of "/\evil.com" would send
+    // browsers to evil.com.
+    auto r = client.get("/\\evil.com/");
+    CHECK(r.status == 404);
+    CHECK_FALSE(r.has_header("Location"));
+    r = client.get("//evil.com/");
+    CHECK(r.status != 301);
+    CHECK_FALSE(r.has_header("Location"));
+    r = client.get("/dir/x");
+    CHECK(r.status == 301);
+    CHECK(r.header("Location") == "/dir/x/");
+    // The router sees "/a/" (decoded) and wants it removed; the raw path ends in "%2F".
+    r = client.get("/a%2F");
+    CHECK(r.status == 404);
+    CHECK_FALSE(r.has_header("Location"));
+}
+
+TEST_CASE("custom method-not-allowed handler keeps the Allow header") {
+    App app;
+    app.get("/only-get", [](Context& c) { c.text("ok"); });
+    app.method_not_allowed([](Context& c) { c.status(405).json({{"allowed", c.response().header("Allow")}}); });
+    TestClient client(app);
+    auto r = client.post("/only-get", "{}");
+    CHECK(r.status == 405);
+    CHECK(r.header("Allow") == "GET, HEAD, OPTIONS");
+    CHECK(r.json()["allowed"] == "GET, HEAD, OPTIONS");
 }
 
 } // TEST_SUITE

@@ -9,6 +9,8 @@
 // race. File writes run on the thread pool (`offload`) so the home reactor keeps serving.
 #include <ringwork/ringwork.hpp>
 
+#include "../common/cli.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -313,55 +315,12 @@ struct Options {
     std::string data = "todo.json";
 };
 
-void usage() {
-    fmt::print("usage: ringwork-todo [--host ADDR] [--port N] [--threads N] [--data FILE]\n"
-               "  --host ADDR    address to listen on (default 127.0.0.1)\n"
-               "  --port N       port (default 8080; 0 picks a free one)\n"
-               "  --threads N    reactor threads (default 0 = one per CPU)\n"
-               "  --data FILE    where the todos are kept (default ./todo.json)\n"
-               "routes: GET/POST /todos, GET/PUT/PATCH/DELETE /todos/:id, GET /healthz\n");
-}
-
-[[noreturn]] void fail(std::string_view message) {
-    fmt::print(stderr, "ringwork-todo: {}\n", message);
-    std::exit(2); // NOLINT(concurrency-mt-unsafe)
-}
-
 Options parse(int argc, char** argv) {
     Options o;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i]; // NOLINT
-        auto value = [&]() -> std::string_view {
-            if (i + 1 >= argc) {
-                fail(fmt::format("{} needs a value", arg));
-            }
-            return argv[++i]; // NOLINT
-        };
-        auto number = [&](unsigned long max) {
-            const std::string_view text = value();
-            unsigned long v = 0;
-            const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-            if (ec != std::errc{} || end != text.data() + text.size() || v > max) {
-                fail(fmt::format("{} expects a number up to {}, got '{}'", arg, max, text));
-            }
-            return v;
-        };
-        if (arg == "--help" || arg == "-h") {
-            usage();
-            std::exit(0); // NOLINT(concurrency-mt-unsafe)
-        } else if (arg == "--host") {
-            o.host = value();
-        } else if (arg == "--port") {
-            o.port = static_cast<std::uint16_t>(number(65535));
-        } else if (arg == "--threads") {
-            o.threads = static_cast<unsigned>(number(1024));
-        } else if (arg == "--data") {
-            o.data = value();
-        } else {
-            usage();
-            fail(fmt::format("unknown option {}", arg));
-        }
-    }
+    apps::Cli("ringwork-todo", "routes: GET/POST /todos, GET/PUT/PATCH/DELETE /todos/:id, GET /healthz")
+        .text("--data", &o.data, "FILE where the todos are kept (default ./todo.json)")
+        .listen(&o.host, &o.port, &o.threads)
+        .parse(argc, argv);
     return o;
 }
 
@@ -369,18 +328,12 @@ Options parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
     const Options options = parse(argc, argv);
-    const bool v6 = options.host.find(':') != std::string::npos;
-    const std::string address = v6 ? fmt::format("[{}]:{}", options.host, options.port)
-                                   : fmt::format("{}:{}", options.host, options.port);
     try {
         Store store(options.data);
         ringwork::App app;
         routes(app, store);
-        app.listen(address, options.threads, [&](std::uint16_t port) {
-            fmt::print("ringwork-todo listening on http://{}{}{}:{}/\n", v6 ? "[" : "", options.host, v6 ? "]" : "",
-                       port);
-            std::fflush(stdout);
-        });
+        app.listen(apps::listen_address(options.host, options.port), options.threads,
+                   [&](std::uint16_t bound) { apps::print_listening("ringwork-todo", options.host, bound); });
         ringwork::mw::flush_access_log();
     } catch (const std::exception& e) {
         fmt::print(stderr, "ringwork-todo: {}\n", e.what());

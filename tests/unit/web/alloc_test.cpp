@@ -3,6 +3,8 @@
 // responses, counted over the whole process (server and client) in steady state.
 #include <ringwork/io/timer.hpp>
 #include <ringwork/web/app.hpp>
+#include <ringwork/web/compress.hpp>
+#include <ringwork/web/middleware.hpp>
 
 #include "alloc_counter.hpp"
 #include "helpers.hpp"
@@ -88,6 +90,9 @@ TEST_CASE("steady-state requests through the App allocate nothing (process-wide 
     });
     auto chain = app.group("/mw", Pass{}, Pass{}, Pass{}, Pass{}, Pass{});
     chain.get("/plaintext", [](Context& c) { c.text("Hello, World!"); });
+    auto builtin = app.group("/builtin", ringwork::web::mw::request_id(), ringwork::web::mw::recover(),
+                             ringwork::web::mw::cors(), ringwork::web::mw::etag());
+    builtin.get("/plaintext", [](Context& c) { c.text("Hello, World!"); });
     std::atomic<std::uint16_t> port{0};
     std::thread server([&] { app.listen("127.0.0.1:0", 1, [&](std::uint16_t p) { port = p; }); });
     REQUIRE(test::eventually([&] { return port.load() != 0; }));
@@ -103,6 +108,8 @@ TEST_CASE("steady-state requests through the App allocate nothing (process-wide 
         {"async (suspends)", "GET /async/77 HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n"},
         {"5 middleware", "GET /mw/plaintext HTTP/1.1\r\nHost: a\r\n\r\n"},
         {"404", "GET /nothing/here HTTP/1.1\r\nHost: a\r\n\r\n"},
+        {"405", "DELETE /plaintext HTTP/1.1\r\nHost: a\r\n\r\n"},
+        {"request_id+recover+cors+etag", "GET /builtin/plaintext HTTP/1.1\r\nHost: a\r\nOrigin: http://x\r\n\r\n"},
     };
     for (const Case& k : cases) {
         CAPTURE(k.name);

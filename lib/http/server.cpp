@@ -149,6 +149,7 @@ void ReactorState::notify_state_slow(int fd, ConnState state) const noexcept {
 void ReactorState::give_exchange(Exchange* x) noexcept {
     x->hijack_ = nullptr;
     x->streaming_ = false;
+    x->respond_now_ = false;
     x->stream_known_length_ = false;
     x->stream_remaining_ = 0;
     x->trailers_.clear();
@@ -177,6 +178,11 @@ public:
 
     runtime::Task<> run();
     runtime::Task<> finish();
+    /// After finish(): wait for a handler whose response went out early (respond_now) to
+    /// return, then give its exchange back.
+    runtime::Task<> join_detached();
+    /// Exchange::respond_now(): wake run() if it is waiting for the handler.
+    void respond_now(Exchange& x) noexcept;
 
     // --- streaming (called through Exchange) --------------------------------------------
     runtime::Task<bool> stream_write(Exchange& x, std::string_view data);
@@ -302,6 +308,12 @@ private:
     // Client reset while a handler is suspended: a poll for POLLERR|POLLHUP (armed only when
     // the handler suspends) fires handler_stop_, the handler's ambient stop token.
     runtime::StopSource handler_stop_;
+    // A handler suspended in dispatch(): its frame, and dispatch() waiting for it (Join).
+    std::coroutine_handle<runtime::Task<>::promise_type> running_handler_{};
+    std::coroutine_handle<> join_waiter_{};
+    // A handler that outlived its response (respond_now) and the exchange it still uses.
+    runtime::Task<> detached_handler_;
+    Exchange* detached_exchange_ = nullptr;
     struct WatchOp : io::Operation {
         explicit WatchOp(Connection* c) noexcept : Operation(&on_watch), conn(c) {}
         Connection* conn;
@@ -747,6 +759,10 @@ std::string Connection::request_details(const Exchange* x, bool head_complete, s
 
 void Connection::write_response(Exchange& x, bool close) {
     if (x.streaming_) {
+        if (x.respond_now_) {
+            closing_ = true; // cut short: no last chunk, the close tells the client it is incomplete
+            return;
+        }
         stream_end(x);
         if (close || x.response.close()) {
             closing_ = true;
@@ -950,15 +966,39 @@ runtime::Task<> Connection::dispatch(Exchange& x) {
                     }
                     to_carry();
                 }
+                // Wait for the handler to return, or for respond_now() (which wakes us with
+                // the handler still running).
                 struct Join {
+                    Connection* conn;
                     std::coroutine_handle<runtime::Task<>::promise_type> h;
-                    bool await_ready() const noexcept { return h.done(); }
-                    void await_suspend(std::coroutine_handle<> me) noexcept { h.promise().continuation_ = me; }
-                    void await_resume() const noexcept {}
+                    bool await_ready() const noexcept { return h.done() || conn->detached_exchange_ != nullptr; }
+                    void await_suspend(std::coroutine_handle<> me) noexcept {
+                        h.promise().continuation_ = me;
+                        conn->running_handler_ = h;
+                        conn->join_waiter_ = me;
+                    }
+                    void await_resume() const noexcept {
+                        conn->running_handler_ = {};
+                        conn->join_waiter_ = {};
+                    }
                 };
-                co_await Join{handle};
+                if (x.respond_now_) {
+                    detached_exchange_ = &x; // called before the handler first suspended
+                }
+                co_await Join{this, handle};
                 handler_running_ = false;
                 cancel_watch();
+                if (!handle.done()) {
+                    // respond_now(): the answer goes out now; the handler finishes into
+                    // nothing after, its frame kept here until then (join_detached). The
+                    // peer's address is looked up now, while the descriptor is still ours.
+                    (void)x.request.remote_address();
+                    detached_exchange_ = &x;
+                    detached_handler_ = std::move(task);
+                    ++st_.stats.handlers_detached;
+                    co_return;
+                }
+                detached_exchange_ = nullptr;
             }
             try {
                 handle.promise().result();
@@ -1122,6 +1162,14 @@ runtime::Task<> Connection::run() {
                 }
                 close_planned_ = close;
                 co_await dispatch(*x);
+                if (detached_handler_.valid()) {
+                    // Answered early (respond_now): send the sealed response and close; the
+                    // exchange stays with the handler until it returns (join_detached).
+                    write_response(*x, true);
+                    x = nullptr;
+                    closing_ = true;
+                    break;
+                }
                 if (peer_reset_) {
                     closing_ = true; // reset by the client: no answer, close
                     break;
@@ -1240,6 +1288,42 @@ runtime::Task<> Connection::finish() {
         set_state(ConnState::closed);
     }
     co_await socket_->close();
+}
+
+void Connection::respond_now(Exchange& x) noexcept {
+    x.respond_now_ = true;
+    x.response.set_close();
+    x.response.seal();
+    if (join_waiter_ && running_handler_ && !running_handler_.done()) {
+        // dispatch() waits in Join: wake it (through the ready queue, not from inside the
+        // caller's stack) and stop the handler's return from resuming it a second time.
+        running_handler_.promise().continuation_ = {};
+        detached_exchange_ = &x;
+        runtime::schedule(std::exchange(join_waiter_, {}));
+    }
+}
+
+runtime::Task<> Connection::join_detached() {
+    if (!detached_handler_.valid()) {
+        co_return;
+    }
+    struct Wait {
+        std::coroutine_handle<runtime::Task<>::promise_type> h;
+        bool await_ready() const noexcept { return h.done(); }
+        void await_suspend(std::coroutine_handle<> me) noexcept { h.promise().continuation_ = me; }
+        void await_resume() const noexcept {}
+    };
+    co_await Wait{detached_handler_.handle()};
+    try {
+        detached_handler_.handle().promise().result();
+    } catch (...) {
+        // The client has its answer; what the handler did after is only worth a log line.
+        log_error(fmt::format("a handler failed after its response was sent: {}",
+                              describe_exception(std::current_exception())),
+                  true);
+    }
+    detached_handler_ = runtime::Task<>();
+    st_.give_exchange(std::exchange(detached_exchange_, nullptr));
 }
 
 runtime::Task<bool> Connection::stream_write(Exchange& x, std::string_view data) {
@@ -1375,6 +1459,7 @@ runtime::Task<> serve_connection(ReactorState& st, io::Socket socket, IpKey ip) 
     Connection conn(st, std::move(socket), ip);
     co_await conn.run();
     co_await conn.finish();
+    co_await conn.join_detached();
 }
 
 } // namespace detail
@@ -1390,6 +1475,16 @@ void Exchange::add_trailer(std::string_view name, std::string_view value) {
 }
 
 void Exchange::send_early_hints() { static_cast<detail::Connection*>(connection_)->early_hints(*this); }
+
+void Exchange::respond_now() noexcept {
+    if (connection_ != nullptr) {
+        static_cast<detail::Connection*>(connection_)->respond_now(*this);
+    } else {
+        respond_now_ = true;
+        response.set_close();
+        response.seal();
+    }
+}
 
 // -----------------------------------------------------------------------------------------
 // HijackedConn
@@ -1934,6 +2029,7 @@ ServerStats Server::stats() const {
         total.body_bytes_zero_copy += x.body_bytes_zero_copy;
         total.reset_watches += x.reset_watches;
         total.handlers_cancelled += x.handlers_cancelled;
+        total.handlers_detached += x.handlers_detached;
     }
     return total;
 }

@@ -986,8 +986,9 @@ void expire(Context& c, runtime::StopSource& inner) noexcept {
             r.set_status(503);
         }
     }
-    r.set_close();
-    r.seal();
+    // Out now, sealed, Connection: close; the inner layers finish into nothing (the
+    // connection keeps the exchange until they return).
+    c.exchange().respond_now();
     inner.request_stop();
 }
 

@@ -124,11 +124,19 @@ public:
     /// completes unless ServerOptions::keep_hijacked_conns. No HTTP is spoken afterwards.
     void hijack(HijackHandler handler) { hijack_ = std::move(handler); }
     [[nodiscard]] bool hijacked() const noexcept { return static_cast<bool>(hijack_); }
+    /// \brief Send the response now, before the handler returns (a deadline answered for it).
+    /// The response is sealed (later changes are ignored) and marked Connection: close; the
+    /// connection writes it and closes at once while the handler keeps running "into
+    /// nothing": the Exchange stays valid until the handler's Task completes, then returns
+    /// to the pool. A streamed response whose head is out is just closed. Reactor thread only.
+    void respond_now() noexcept;
+    [[nodiscard]] bool responded_early() const noexcept { return respond_now_; }
 
     // --- for the connection --------------------------------------------------------------
     void* connection_ = nullptr;
     HijackHandler hijack_;
     bool streaming_ = false;
+    bool respond_now_ = false;          ///< respond_now() was called for this request
     bool stream_known_length_ = false;  ///< streaming identity-encoded with a declared length
     std::uint64_t stream_remaining_ = 0; ///< bytes of the declared length not written yet
     std::vector<Response::Field> trailers_;
@@ -232,6 +240,7 @@ struct ServerStats {
     std::uint64_t body_bytes_zero_copy = 0; ///< static body bytes sent from the caller's memory (sendmsg)
     std::uint64_t reset_watches = 0;        ///< polls armed for a client reset (handler suspended)
     std::uint64_t handlers_cancelled = 0;   ///< handlers whose stop token fired on a client reset
+    std::uint64_t handlers_detached = 0;    ///< handlers still running after respond_now() sent their answer
 };
 
 namespace detail {

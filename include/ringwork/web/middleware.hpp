@@ -336,14 +336,17 @@ private:
 };
 
 /// \brief Bounds the rest of the chain to `limit`. When the time is up:
-/// 1. the response becomes 503 "request timed out" (through App::answer_error), is marked
-///    Connection: close and sealed (http::Response::seal: later changes are ignored);
+/// 1. the response becomes 503 "request timed out" (through App::answer_error), is sealed
+///    (later changes are ignored) and sent at once with Connection: close
+///    (http::Exchange::respond_now), and the connection closes;
 /// 2. the inner layers are cancelled: their stop token (also Context::stop_token()) fires, so
 ///    pending sleeps throw runtime::OperationCancelled and I/O ends with operation_canceled;
-/// 3. the middleware waits for them to finish (they borrow the Context), discards what they
-///    throw, and returns. A handler that ignores cancellation delays the 503 accordingly.
-/// If a streamed response's head is already out, the connection is just closed after the
-/// handler finishes. Timer resolution is 1 ms (the reactor's timer wheel).
+/// 3. a handler that ignores cancellation runs on "into nothing": the client already has its
+///    503; the Context stays valid until the handler returns, then its frame and the pooled
+///    request state go back to the pools; what it throws is discarded. The connection's
+///    worker stays busy until then (it counts towards Concurrency).
+/// If a streamed response's head is already out, the connection is closed without the last
+/// chunk. Timer resolution is 1 ms (the reactor's timer wheel).
 Timeout timeout(std::chrono::milliseconds limit);
 
 // --- health ----------------------------------------------------------------------------------

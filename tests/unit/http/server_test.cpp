@@ -425,7 +425,77 @@ Task<> reset_handler(Exchange& x) {
     }
 }
 
+std::atomic<bool> early_release{false};
+std::atomic<int> early_finished{0};
+
+/// Answers early (Exchange::respond_now), then runs on until the test releases it.
+Task<> early_handler(Exchange& x) {
+    const std::string_view path = x.request.raw_path();
+    if (path == "/early-stream") {
+        co_await x.write("part one");
+    } else {
+        x.response.set_body("early answer");
+    }
+    co_await ringwork::io::sleep_for(1ms); // suspended once: dispatch() waits in its Join
+    x.respond_now();
+    while (!early_release.load()) {
+        co_await ringwork::io::sleep_for(2ms);
+    }
+    x.response.set_status(500); // sealed: ignored
+    x.response.set_body("too late");
+    const bool sent = co_await x.write("too late");
+    if (!sent) {
+        ++early_finished;
+    }
+}
+
 } // namespace
+
+TEST_SUITE("server respond_now") {
+    TEST_CASE("the answer leaves before the handler returns; the connection closes; the handler "
+              "finishes into nothing") {
+        early_release = false;
+        early_finished = 0;
+        test::RunningServer s(ServerOptions{}, [](Exchange& x) { return early_handler(x); });
+        const int fd = test::connect_blocking(s.port);
+        // A pipelined second request is not answered: the early answer closes the connection.
+        REQUIRE(test::write_all(fd, "GET /early HTTP/1.1\r\nHost: t\r\n\r\nGET /plain HTTP/1.1\r\nHost: t\r\n\r\n"));
+        const std::string r = test::read_to_eof(fd);
+        ::close(fd);
+        CHECK(r.find("HTTP/1.1 200 OK\r\n") == 0);
+        CHECK(r.find("Connection: close\r\n") != std::string::npos);
+        CHECK(body_of(r) == "early answer");
+        CHECK(r.find("HTTP/1.1", 1) == std::string::npos);
+        // The handler cannot have returned: it waits for early_release.
+        CHECK(early_finished == 0);
+        CHECK(s.server.open_connections() == 1); // the connection's worker waits for it
+        early_release = true;
+        REQUIRE(test::eventually([] { return early_finished.load() == 1; }));
+        REQUIRE(test::eventually([&] { return s.server.open_connections() == 0; }));
+        CHECK(s.server.stats().handlers_detached == 1);
+        // The server goes on.
+        const int fd2 = test::connect_blocking(s.port);
+        REQUIRE(test::write_all(fd2, "GET /early HTTP/1.1\r\nHost: t\r\n\r\n"));
+        CHECK(body_of(test::read_to_eof(fd2)) == "early answer");
+        ::close(fd2);
+    }
+
+    TEST_CASE("a streamed response answered early is cut by the close, without the last chunk") {
+        early_release = true; // the handler ends right after respond_now
+        early_finished = 0;
+        test::RunningServer s(ServerOptions{}, [](Exchange& x) { return early_handler(x); });
+        const int fd = test::connect_blocking(s.port);
+        REQUIRE(test::write_all(fd, "GET /early-stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+        const std::string r = test::read_to_eof(fd);
+        ::close(fd);
+        CHECK(r.find("HTTP/1.1 200 OK\r\n") == 0);
+        CHECK(r.find("Transfer-Encoding: chunked\r\n") != std::string::npos);
+        CHECK(r.find("8\r\npart one\r\n") != std::string::npos);
+        CHECK(r.find("0\r\n\r\n") == std::string::npos); // incomplete, as the client must see
+        CHECK(r.find("too late") == std::string::npos);
+        REQUIRE(test::eventually([] { return early_finished.load() == 1; }));
+    }
+}
 
 TEST_SUITE("server cancellation") {
     TEST_CASE("a client reset cancels the handler's pending co_await (sleep_for 30 s) at once") {

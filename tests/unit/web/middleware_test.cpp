@@ -9,6 +9,8 @@
 #include <ringwork/web/middleware.hpp>
 #include <ringwork/web/testing.hpp>
 
+#include "helpers.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <atomic>
@@ -728,10 +730,11 @@ TEST_SUITE("web.middleware") {
         CHECK(r.header("Content-Type") == "application/json");
         CHECK_FALSE(r.has_header("X-Late"));
         CHECK(r.closed);
+        CHECK(took < 15s); // far from the 30 s sleep
+        // The 503 left before the handler's cancelled sleep completed; it finishes after.
+        REQUIRE(test::eventually([&] { return state.finished.load(); }));
         CHECK(state.cancelled.load());
         CHECK(state.token_fired.load());
-        CHECK(state.finished.load());
-        CHECK(took < 15s); // far from the 30 s sleep
 
         // The next request reconnects; fast handlers and their errors pass through untouched.
         r = client.get("/fast");
@@ -830,6 +833,38 @@ struct WriteAfterCancel {
     }
 };
 
+/// Ignores the deadline: naps in steps that no stop token reaches until the test releases it,
+/// then tries to answer. Shows the 503 does not wait for it.
+struct StubbornState {
+    std::atomic<bool> cancelled{false};
+    std::atomic<bool> release{false};
+    std::atomic<bool> finished{false};
+};
+
+Task<> uncancellable_nap(std::chrono::milliseconds d) {
+    auto nap = ringwork::io::sleep_for(d);
+    co_await nap;
+}
+
+struct StubbornHandler {
+    StubbornState* state;
+    Task<> operator()(Context& c) const {
+        ringwork::runtime::StopSource deaf; // never fired: what runs under it is not cancelled
+        while (!state->release.load()) {
+            auto nap = uncancellable_nap(2ms).with_stop_token(ringwork::runtime::StopToken(deaf));
+            co_await nap;
+            if (c.stop_token().stop_requested()) {
+                state->cancelled = true;
+            }
+        }
+        c.status(200).text("too late");
+        auto w = c.write("and a chunk");
+        const bool sent = co_await w;
+        CHECK_FALSE(sent);
+        state->finished = true;
+    }
+};
+
 /// Streams a first chunk, then sleeps past the deadline.
 struct StreamThenSlow {
     SlowState* state;
@@ -849,21 +884,43 @@ struct StreamThenSlow {
 
 TEST_SUITE("web.middleware") {
 
-    TEST_CASE("timeout: a streamed response cut by the deadline keeps what was sent") {
+    TEST_CASE("timeout: a streamed response cut by the deadline ends in a close, not a last chunk") {
         SlowState state;
         App app;
         app.use(mw::timeout(50ms));
         app.get("/stream", StreamThenSlow{&state});
         app.get("/ok", hello);
         TestClient client(app, 20s);
-        const auto r = client.get("/stream");
-        CHECK(r.status == 200); // the head was out before the deadline: no 503 possible
-        CHECK(r.chunked);
-        CHECK(r.body == "first chunk");
-        CHECK(state.cancelled.load());
-        // The server closes the connection after such a response (set_close); the test client
-        // does not notice a close that no Connection header announced, so reconnect explicitly.
-        client.close();
+        // The head and the first chunk were out before the deadline: no 503 is possible, and
+        // no terminating chunk is sent either, so the client sees an incomplete response.
+        CHECK_THROWS_WITH_AS(client.get("/stream"), doctest::Contains("closed before a complete response"),
+                             std::runtime_error);
+        REQUIRE(test::eventually([&] { return state.cancelled.load(); }));
+        CHECK(client.get("/ok").status == 200); // reconnects
+    }
+
+    TEST_CASE("timeout: a handler that ignores cancellation does not hold the 503 back; it "
+              "finishes into nothing") {
+        StubbornState state;
+        App app;
+        app.use(mw::timeout(50ms));
+        app.get("/stubborn", StubbornHandler{&state});
+        app.get("/ok", hello);
+        TestClient client(app, 20s);
+        const auto r = client.get("/stubborn");
+        // Answered while the handler still runs: it cannot finish before `release` is set.
+        CHECK(r.status == 503);
+        CHECK(r.json()["error"] == "request timed out");
+        CHECK(r.closed);
+        CHECK_FALSE(state.finished.load());
+        REQUIRE(test::eventually([&] { return state.cancelled.load(); }));
+        CHECK(client.server().stats().handlers_detached == 1);
+        // Other clients are served meanwhile (the stubborn one holds only its own worker).
+        CHECK(client.get("/ok").status == 200);
+        state.release = true;
+        REQUIRE(test::eventually([&] { return state.finished.load(); }));
+        // Its exchange went back to the pool and its connection ended: only the new one is open.
+        REQUIRE(test::eventually([&] { return client.server().open_connections() == 1; }));
         CHECK(client.get("/ok").status == 200);
     }
 

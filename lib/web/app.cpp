@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -217,17 +218,40 @@ void App::freeze() {
         chain.steps.insert(chain.steps.end(), def.steps.begin(), def.steps.end());
         chains_.push_back(std::move(chain));
     }
-    const std::vector<detail::Step> global = group_middleware(0);
-    auto special = [&](detail::Step last) {
-        Chain chain{global, {}};
-        chain.steps.push_back(last);
-        return chain;
-    };
-    not_found_chain_ = special(not_found_);
-    method_not_allowed_chain_ = special(method_not_allowed_);
-    options_chain_ = special(make_handler(&auto_options));
-    redirect_chain_ = special(make_handler(&redirect_slash));
+    special_.clear();
+    special_.reserve(groups_.size());
+    not_found_prefixes_.clear();
+    for (std::size_t g = 0; g < groups_.size(); ++g) {
+        const std::vector<detail::Step> mws = group_middleware(g);
+        auto special = [&](detail::Step last) {
+            Chain chain{mws, {}};
+            chain.steps.push_back(last);
+            return chain;
+        };
+        special_.push_back(Special{special(not_found_), special(method_not_allowed_),
+                                   special(make_handler(&auto_options)), special(make_handler(&redirect_slash))});
+        if (g != 0 && mws.size() != special_[0].not_found.steps.size() - 1) {
+            std::string prefix = groups_[g].prefix;
+            while (!prefix.empty() && prefix.back() == '/') {
+                prefix.pop_back();
+            }
+            if (!prefix.empty()) { // a group without a prefix claims no unrouted path
+                not_found_prefixes_.emplace_back(std::move(prefix), g);
+            }
+        }
+    }
+    std::stable_sort(not_found_prefixes_.begin(), not_found_prefixes_.end(),
+                     [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
     frozen_ = true;
+}
+
+std::size_t App::group_of_path(std::string_view path) const noexcept {
+    for (const auto& [prefix, group] : not_found_prefixes_) {
+        if (path.starts_with(prefix) && (path.size() == prefix.size() || path[prefix.size()] == '/')) {
+            return group;
+        }
+    }
+    return 0;
 }
 
 void App::install(http::Server& server) {
@@ -321,20 +345,25 @@ runtime::Task<> App::handle(http::Exchange& x) {
         co_return;
     }
     const LookupResult<std::uint32_t> r = router_.lookup(x.request.method_text(), path, c.params_);
-    const Chain* chain = &not_found_chain_;
+    // Automatic answers run the middleware of the group the path belongs to.
+    const std::size_t group = r.sibling != nullptr ? defs_[*r.sibling].group : 0;
+    const Chain* chain = nullptr;
     switch (r.status) {
     case LookupStatus::found:
         chain = &chains_[*r.value];
         break;
     case LookupStatus::method_not_allowed:
         x.response.set_header("Allow", r.allow);
-        chain = (options_.auto_options && x.request.method() == http::Method::options) ? &options_chain_
-                                                                                       : &method_not_allowed_chain_;
+        chain = (options_.auto_options && x.request.method() == http::Method::options)
+                    ? &special_[group].options
+                    : &special_[group].method_not_allowed;
         break;
     case LookupStatus::redirect_trailing_slash:
-        chain = options_.redirect_trailing_slash ? &redirect_chain_ : &not_found_chain_;
+        chain = options_.redirect_trailing_slash ? &special_[group].redirect
+                                                 : &special_[group_of_path(path)].not_found;
         break;
     case LookupStatus::not_found:
+        chain = &special_[group_of_path(path)].not_found;
         break;
     }
     c.route_ = r.pattern;

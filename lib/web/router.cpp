@@ -637,18 +637,18 @@ std::uint32_t RouteTree::column_of(std::string_view method) const noexcept {
     return 0; // not registered anywhere: only `any` routes take it
 }
 
-bool RouteTree::slash_twin_found(std::uint32_t column, std::string_view path) const noexcept {
+std::uint32_t RouteTree::slash_twin(std::uint32_t column, std::string_view path) const noexcept {
     NullSink sink;
     std::uint32_t leaf = kNone;
     if (path.back() == '/') {
         if (path.size() == 1) {
-            return false;
+            return kNone;
         }
         leaf = match(0, PlainPath{path.substr(0, path.size() - 1)}, 0, sink);
     } else {
         leaf = match(0, SlashedPath{path}, 0, sink);
     }
-    return leaf != kNone && leaf_values_[leaf * columns_ + column] != kNone;
+    return leaf == kNone ? kNone : leaf_values_[leaf * columns_ + column];
 }
 
 RawLookup RouteTree::lookup(std::string_view method, std::string_view path,
@@ -661,8 +661,10 @@ RawLookup RouteTree::lookup(std::string_view method, std::string_view path,
     const std::uint32_t leaf = match(0, PlainPath{path}, 0, params);
     if (leaf == kNone) {
         params.clear();
-        if (slash_twin_found(column_of(method), path)) {
+        const std::uint32_t twin = slash_twin(column_of(method), path);
+        if (twin != kNone) {
             result.status = LookupStatus::redirect_trailing_slash;
+            result.sibling = twin;
         }
         return result;
     }
@@ -672,6 +674,12 @@ RawLookup RouteTree::lookup(std::string_view method, std::string_view path,
     const std::uint32_t value = leaf_values_[leaf * columns_ + column_of(method)];
     if (value == kNone) {
         result.status = LookupStatus::method_not_allowed;
+        const std::uint32_t* row = leaf_values_.data() + static_cast<std::size_t>(leaf) * columns_;
+        for (std::uint32_t c = 0; c < columns_; ++c) {
+            if (row[c] != kNone && (result.sibling == UINT32_MAX || row[c] < result.sibling)) {
+                result.sibling = row[c]; // the first registered: the lowest index
+            }
+        }
     } else {
         result.status = LookupStatus::found;
         result.value = value;

@@ -244,10 +244,18 @@ private:
     std::vector<RouteDef> defs_;
     Router<std::uint32_t> router_;
     std::vector<Chain> chains_;
-    Chain not_found_chain_;
-    Chain method_not_allowed_chain_;
-    Chain options_chain_;
-    Chain redirect_chain_;
+    /// The automatic answers, per group: that group's middleware (and its parents') then the
+    /// not-found / 405 / OPTIONS / trailing-slash handler. [0] is the app's (global only).
+    struct Special {
+        Chain not_found;
+        Chain method_not_allowed;
+        Chain options;
+        Chain redirect;
+    };
+    std::vector<Special> special_;
+    /// Groups that add middleware, longest prefix first: a 404 under one of them runs it.
+    std::vector<std::pair<std::string, std::size_t>> not_found_prefixes_;
+    [[nodiscard]] std::size_t group_of_path(std::string_view path) const noexcept;
     detail::Step not_found_;
     detail::Step method_not_allowed_;
     std::function<void(Context&, int, std::string_view)> on_error_;

@@ -97,6 +97,7 @@ namespace detail {
 struct RawLookup {
     LookupStatus status = LookupStatus::not_found;
     std::uint32_t value = 0;
+    std::uint32_t sibling = UINT32_MAX; ///< see LookupResult::sibling; UINT32_MAX = none
     std::string_view allow;
     std::string_view pattern;
 };
@@ -159,7 +160,8 @@ private:
     std::uint32_t match(std::uint32_t index, const Path& path, std::size_t pos,
                         Sink& sink) const noexcept;
     [[nodiscard]] std::uint32_t column_of(std::string_view method) const noexcept;
-    [[nodiscard]] bool slash_twin_found(std::uint32_t column, std::string_view path) const noexcept;
+    /// The value the path with/without its trailing slash finds for `column` (kNone: none).
+    [[nodiscard]] std::uint32_t slash_twin(std::uint32_t column, std::string_view path) const noexcept;
     [[nodiscard]] std::string_view text(std::uint32_t off, std::uint32_t len) const noexcept {
         return {text_.data() + off, len};
     }
@@ -190,6 +192,10 @@ struct LookupResult {
     /// The matched route's pattern as registered, e.g. "/users/:id" (found and
     /// method_not_allowed; empty otherwise). Handy as a low-cardinality metrics label.
     std::string_view pattern;
+    /// method_not_allowed: the first registered route of the matched path (another method's);
+    /// redirect_trailing_slash: the route the redirect leads to. Null otherwise. Lets the
+    /// caller answer those with the middleware of the routes they belong to.
+    const H* sibling = nullptr;
 
     [[nodiscard]] bool found() const noexcept { return status == LookupStatus::found; }
 };
@@ -270,6 +276,9 @@ public:
         result.pattern = raw.pattern;
         if (raw.status == LookupStatus::found) {
             result.value = &values_[raw.value];
+        }
+        if (raw.sibling != UINT32_MAX) {
+            result.sibling = &values_[raw.sibling];
         }
         return result;
     }

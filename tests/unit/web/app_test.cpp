@@ -21,6 +21,7 @@ using ringwork::web::App;
 using ringwork::web::Context;
 using ringwork::web::Next;
 using ringwork::web::testing::TestClient;
+using ringwork::web::testing::TestRequest;
 
 TEST_SUITE("web.app") {
 
@@ -133,6 +134,63 @@ TEST_CASE("groups prefix their routes and add their own middleware, nested") {
     CHECK(r.header("X-Layer") == "api");
     r = client.get("/plain");
     CHECK_FALSE(r.has_header("X-Layer"));
+}
+
+TEST_CASE("a group's middleware also wraps the automatic answers of its paths: 405, OPTIONS, "
+          "trailing-slash redirect and 404 under its prefix") {
+    App app;
+    auto layer = [](std::string name) {
+        return [name](Context& c, Next next) -> Task<> {
+            c.add_header("X-Layer", name);
+            co_await next();
+        };
+    };
+    app.use(layer("app"));
+    auto api = app.group("/api", layer("api"));
+    auto v1 = api.group("/v1", layer("v1"));
+    v1.get("/items/:id", [](Context& c) { c.text(c.param("id")); });
+    api.post("/jobs", [](Context& c) { c.text("queued"); });
+    auto plain = app.group("/apiary"); // a prefix that starts like /api but is another segment
+    plain.get("/bees", [](Context& c) { c.text("bzz"); });
+    auto bare = app.group("", layer("bare")); // no prefix: claims no unrouted path
+    bare.get("/bare", [](Context& c) { c.text("bare"); });
+    TestClient client(app);
+    auto layers = [](const ringwork::web::testing::TestResponse& r) {
+        std::vector<std::string> out;
+        for (const auto& [k, v] : r.headers) {
+            if (k == "X-Layer") {
+                out.push_back(v);
+            }
+        }
+        return out;
+    };
+    using L = std::vector<std::string>;
+    auto r = client.request(TestRequest{"DELETE", "/api/v1/items/7", {}, {}});
+    CHECK(r.status == 405);
+    CHECK(layers(r) == L{"app", "api", "v1"});
+    r = client.request(TestRequest{"OPTIONS", "/api/jobs", {}, {}});
+    CHECK(r.status == 204);
+    CHECK(r.header("Allow") == "POST, OPTIONS");
+    CHECK(layers(r) == L{"app", "api"});
+    r = client.get("/api/v1/items/7/");
+    CHECK(r.status == 301);
+    CHECK(layers(r) == L{"app", "api", "v1"});
+    r = client.get("/api/v1/nothing/here");
+    CHECK(r.status == 404);
+    CHECK(layers(r) == L{"app", "api", "v1"});
+    r = client.get("/api");
+    CHECK(r.status == 404);
+    CHECK(layers(r) == L{"app", "api"});
+    r = client.get("/apiary/none");
+    CHECK(r.status == 404);
+    CHECK(layers(r) == L{"app"});
+    r = client.get("/elsewhere");
+    CHECK(r.status == 404);
+    CHECK(layers(r) == L{"app"});
+    CHECK(client.get("/bare").body == "bare");
+    r = client.request(TestRequest{"POST", "/bare", {}, {}});
+    CHECK(r.status == 405);
+    CHECK(layers(r) == L{"app", "bare"}); // the path is the group's route
 }
 
 TEST_CASE("405 with Allow, automatic OPTIONS, HEAD through GET, custom not-found") {

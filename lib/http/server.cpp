@@ -183,6 +183,8 @@ public:
     runtime::Task<> join_detached();
     /// Exchange::respond_now(): wake run() if it is waiting for the handler.
     void respond_now(Exchange& x) noexcept;
+    /// Exchange::read_body(): the next piece of a streamed request body.
+    runtime::Task<io::Result<std::string_view>> stream_read(Exchange& x);
 
     // --- streaming (called through Exchange) --------------------------------------------
     runtime::Task<bool> stream_write(Exchange& x, std::string_view data);
@@ -233,6 +235,8 @@ private:
     void to_carry();
     void rebase_head(RequestHead& head, const char* from, std::size_t len, char* to) noexcept;
     runtime::Task<bool> read_body(Exchange& x);
+    /// stream_request_body: hand the body to the handler unread (head kept in the arena).
+    void start_body_stream(Exchange& x, bool continue_pending);
     // --- writing -------------------------------------------------------------------------
     void queue_flush() noexcept { st_.reactor.defer(&flush_work_); }
     static void on_flush(io::Deferred* d) noexcept;
@@ -314,6 +318,18 @@ private:
     // A handler that outlived its response (respond_now) and the exchange it still uses.
     runtime::Task<> detached_handler_;
     Exchange* detached_exchange_ = nullptr;
+
+    // A request body the handler reads itself (stream_request_body); the window holds its
+    // next bytes from pos_.
+    struct BodyStream {
+        Exchange* x = nullptr;       ///< the request being streamed; null: none
+        bool chunked = false;
+        bool done = false;
+        bool continue_pending = false; ///< send 100 Continue before the first receive
+        std::error_code failed;      ///< sticky: the stream broke, the connection closes
+        std::uint64_t remaining = 0; ///< Content-Length bytes not yet handed out
+        ChunkedDecoder decoder{8192};
+    } in_stream_;
     struct WatchOp : io::Operation {
         explicit WatchOp(Connection* c) noexcept : Operation(&on_watch), conn(c) {}
         Connection* conn;
@@ -949,7 +965,7 @@ runtime::Task<> Connection::dispatch(Exchange& x) {
                 }
                 // The handler suspended: copy what its request views point at out of the
                 // receive buffer, so the buffer goes back to the ring while it waits.
-                if (lease_.holds_buffer()) {
+                if (lease_.holds_buffer() && in_stream_.x == nullptr) {
                     const std::string_view win = lease_.view();
                     const char* req_start = x.request.head_.method_text.data();
                     const std::size_t req_off = static_cast<std::size_t>(req_start - win.data());
@@ -1137,6 +1153,9 @@ runtime::Task<> Connection::run() {
                 pos_ = size;
             } else {
                 if (head.body != BodyKind::none) {
+                    const bool stream = o.stream_request_body &&
+                                        (head.body == BodyKind::chunked || head.content_length > body_limit_);
+                    bool continue_pending = false;
                     if (head.expect_continue && head.version_minor == 1) {
                         const std::size_t have = size - pos_ - head.head_size;
                         if (head.body == BodyKind::chunked || have < head.content_length) {
@@ -1149,19 +1168,47 @@ runtime::Task<> Connection::run() {
                                 lingering_ = true;
                                 break;
                             }
-                            ensure_pending();
-                            pending_.append("HTTP/1.1 100 Continue\r\n\r\n");
-                            queue_flush();
+                            if (stream) {
+                                continue_pending = true; // sent when the handler starts reading
+                            } else {
+                                ensure_pending();
+                                pending_.append("HTTP/1.1 100 Continue\r\n\r\n");
+                                queue_flush();
+                            }
                         }
                     }
-                    if (!co_await read_body(*x)) {
+                    if (stream) {
+                        start_body_stream(*x, continue_pending);
+                    } else if (!co_await read_body(*x)) {
                         break;
                     }
                 } else {
                     pos_ += head.head_size;
                 }
+                const bool close_by_rules = close;
+                if (in_stream_.x != nullptr && !in_stream_.done) {
+                    close = true; // a streamed answer's head says close unless the body is read first
+                }
                 close_planned_ = close;
                 co_await dispatch(*x);
+                if (in_stream_.x != nullptr) {
+                    if (in_stream_.done) {
+                        // Read to its end: the next request follows at pos_ (unless a streamed
+                        // answer already announced the close).
+                        close = close_by_rules || (x->streaming_ && close_planned_);
+                    } else {
+                        // The rest of the body is unread (or broke): answer and close,
+                        // lingering so the client reads the answer rather than a reset.
+                        if (!in_stream_.failed) {
+                            ++st_.stats.streamed_bodies_unread;
+                        }
+                        lingering_ = true;
+                        close = true;
+                    }
+                    if (!detached_handler_.valid()) {
+                        in_stream_ = BodyStream{};
+                    }
+                }
                 if (detached_handler_.valid()) {
                     // Answered early (respond_now): send the sealed response and close; the
                     // exchange stays with the handler until it returns (join_detached).
@@ -1303,6 +1350,107 @@ void Connection::respond_now(Exchange& x) noexcept {
     }
 }
 
+void Connection::start_body_stream(Exchange& x, bool continue_pending) {
+    RequestHead& head = x.request.head_;
+    const std::string_view window = window_from_carry() ? carry_.view() : lease_.view();
+    // The window moves on as the body is read: keep the head in the arena.
+    const std::string_view head_bytes = window.substr(pos_, head.head_size);
+    char* copy = x.arena_.allocate(head_bytes.size());
+    std::memcpy(copy, head_bytes.data(), head_bytes.size());
+    rebase_head(head, head_bytes.data(), head_bytes.size(), copy);
+    ++st_.stats.head_copies;
+    pos_ += head.head_size;
+    in_stream_ = BodyStream{};
+    in_stream_.x = &x;
+    in_stream_.chunked = head.body == BodyKind::chunked;
+    in_stream_.remaining = in_stream_.chunked ? 0 : head.content_length;
+    in_stream_.continue_pending = continue_pending;
+    in_stream_.decoder = ChunkedDecoder(st_.options.max_header_bytes);
+    x.request.body_streamed_ = true;
+    ++st_.stats.bodies_streamed;
+}
+
+runtime::Task<io::Result<std::string_view>> Connection::stream_read(Exchange& x) {
+    BodyStream& in = in_stream_;
+    if (in.x != &x || in.done) {
+        co_return std::string_view{};
+    }
+    if (in.failed) {
+        co_return in.failed;
+    }
+    if (detached_exchange_ == &x || (closing_ && send_error_ != 0)) {
+        in.failed = std::make_error_code(std::errc::connection_aborted); // answered already: gone
+        co_return in.failed;
+    }
+    const runtime::StopToken caller = co_await runtime::current_stop_token();
+    for (;;) {
+        const std::string_view window = window_from_carry() ? carry_.view() : lease_.view();
+        if (pos_ < window.size()) {
+            const std::string_view input = window.substr(pos_);
+            if (in.chunked) {
+                const ChunkedDecoder::Step step = in.decoder.feed(input);
+                if (step.error != Error::none) {
+                    in.failed = std::make_error_code(std::errc::bad_message);
+                    log_error(fmt::format("malformed chunked request body: {}", describe(step.error)), true);
+                    co_return in.failed;
+                }
+                pos_ += step.consumed;
+                in.done = in.decoder.done();
+                if (!step.data.empty() || in.done) {
+                    co_return step.data;
+                }
+                continue;
+            }
+            const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(in.remaining, input.size()));
+            pos_ += take;
+            in.remaining -= take;
+            in.done = in.remaining == 0;
+            co_return input.substr(0, take);
+        }
+        // The window is used up: receive more.
+        if (in.continue_pending) {
+            in.continue_pending = false;
+            ensure_pending();
+            pending_.append("HTTP/1.1 100 Continue\r\n\r\n");
+            queue_flush();
+        }
+        lease_.release();
+        if (carry_.capacity() != 0) {
+            carry_.clear();
+        }
+        pos_ = 0;
+        const milliseconds limit = body_deadline_ != io::Clock::time_point{}
+                                       ? until(body_deadline_)
+                                       : remaining(milliseconds(0), st_.options.read_timeout);
+        if (limit.count() < 0) {
+            in.failed = std::make_error_code(std::errc::timed_out);
+            co_return in.failed;
+        }
+        // The handler's cancellation (client reset, a timeout middleware) ends the wait too.
+        runtime::StopRegistration cancel;
+        cancel.arm(caller, [](void* source) noexcept { static_cast<runtime::StopSource*>(source)->request_stop(); },
+                   &read_stop_);
+        auto r = co_await receive(limit);
+        cancel.disarm();
+        if (!r || r->empty()) {
+            if (!r && timed_out_) {
+                in.failed = std::make_error_code(std::errc::timed_out);
+            } else if (r) {
+                in.failed = std::make_error_code(std::errc::connection_aborted);
+                log_error("unexpected EOF while reading the request body", true);
+            } else {
+                in.failed = r.error();
+                if (r.error() != std::errc::operation_canceled) {
+                    log_error(fmt::format("error when reading the request body: {}", r.error().message()),
+                              io::is_disconnect(r.error()));
+                }
+            }
+            co_return in.failed;
+        }
+        lease_ = std::move(*r);
+    }
+}
+
 runtime::Task<> Connection::join_detached() {
     if (!detached_handler_.valid()) {
         co_return;
@@ -1323,6 +1471,7 @@ runtime::Task<> Connection::join_detached() {
                   true);
     }
     detached_handler_ = runtime::Task<>();
+    in_stream_ = BodyStream{};
     st_.give_exchange(std::exchange(detached_exchange_, nullptr));
 }
 
@@ -1472,6 +1621,10 @@ runtime::Task<bool> Exchange::flush() { return static_cast<detail::Connection*>(
 
 void Exchange::add_trailer(std::string_view name, std::string_view value) {
     trailers_.push_back(Response::Field{arena_.copy(name), arena_.copy(value)});
+}
+
+runtime::Task<io::Result<std::string_view>> Exchange::read_body() {
+    return static_cast<detail::Connection*>(connection_)->stream_read(*this);
 }
 
 void Exchange::send_early_hints() { static_cast<detail::Connection*>(connection_)->early_hints(*this); }
@@ -2030,6 +2183,8 @@ ServerStats Server::stats() const {
         total.reset_watches += x.reset_watches;
         total.handlers_cancelled += x.handlers_cancelled;
         total.handlers_detached += x.handlers_detached;
+        total.bodies_streamed += x.bodies_streamed;
+        total.streamed_bodies_unread += x.streamed_bodies_unread;
     }
     return total;
 }

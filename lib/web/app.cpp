@@ -319,26 +319,9 @@ runtime::Task<> App::run_chain(Context& c, const std::vector<detail::Step>& step
     co_await rest;
 }
 
-namespace {
-
-/// The stop token the awaiting coroutine runs under (the connection's: client gone, shutdown
-/// cut), read without suspending.
-struct CurrentStopToken {
-    runtime::StopToken token;
-    bool await_ready() const noexcept { return false; }
-    template <class Promise>
-    bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
-        token = runtime::detail::stop_token_of(h);
-        return false; // resume at once
-    }
-    runtime::StopToken await_resume() const noexcept { return token; }
-};
-
-} // namespace
-
 runtime::Task<> App::handle(http::Exchange& x) {
     Context c(*this, x);
-    c.stop_ = co_await CurrentStopToken{};
+    c.stop_ = co_await runtime::current_stop_token();
     const std::string_view path = x.request.path();
     if (!x.request.path_valid()) {
         answer_error(c, 400, "invalid percent-encoding in the path");

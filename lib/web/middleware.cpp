@@ -958,18 +958,6 @@ runtime::Task<> RateLimit::operator()(Context& c, Next next) const {
 
 namespace {
 
-/// The awaiting coroutine's own stop token, read without suspending.
-struct CurrentStopToken {
-    runtime::StopToken token;
-    bool await_ready() const noexcept { return false; }
-    template <class Promise>
-    bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
-        token = runtime::detail::stop_token_of(h);
-        return false;
-    }
-    runtime::StopToken await_resume() const noexcept { return token; }
-};
-
 void forward_stop(void* source) noexcept {
     static_cast<runtime::StopSource*>(source)->request_stop();
 }
@@ -1015,7 +1003,7 @@ runtime::Task<> Timeout::operator()(Context& c, Next next) const {
     runtime::StopRegistration from_context;
     runtime::StopRegistration from_caller;
     const runtime::StopToken saved = c.stop_;
-    const runtime::StopToken caller = co_await CurrentStopToken{};
+    const runtime::StopToken caller = co_await runtime::current_stop_token();
     from_context.arm(saved, &forward_stop, &inner);
     if (caller != saved) {
         from_caller.arm(caller, &forward_stop, &inner);

@@ -48,6 +48,10 @@ public:
     [[nodiscard]] bool has_header(std::string_view name) const noexcept;
     /// The whole body (de-chunked); empty when there is none or it is streamed.
     [[nodiscard]] std::string_view body() const noexcept { return body_; }
+    /// The body was not read before the handler ran: read it with Exchange::read_body()
+    /// (ServerOptions::stream_request_body). head().content_length is its declared length
+    /// unless head().body is BodyKind::chunked.
+    [[nodiscard]] bool body_streamed() const noexcept { return body_streamed_; }
     /// The peer's address (looked up on first use: one getpeername per connection that asks).
     const io::SocketAddress& remote_address();
     [[nodiscard]] const RequestHead& head() const noexcept { return head_; }
@@ -65,7 +69,9 @@ public:
     std::string_view decoded_path_;
     bool path_decoded_ = false;
     bool path_valid_ = true;
+    bool body_streamed_ = false;
     void reset() noexcept {
+        body_streamed_ = false;
         head_ = RequestHead{};
         body_ = {};
         decoded_path_ = {};

@@ -131,6 +131,16 @@ public:
     /// to the pool. A streamed response whose head is out is just closed. Reactor thread only.
     void respond_now() noexcept;
     [[nodiscard]] bool responded_early() const noexcept { return respond_now_; }
+    /// \brief The next piece of a streamed request body (ServerOptions::stream_request_body,
+    /// request.body_streamed()): de-chunked bytes as they arrive, an empty view at the end of
+    /// the body (and always when the body is not streamed). The view is valid until the next
+    /// call. The first call answers a client's `Expect: 100-continue` with 100. Errors (the
+    /// connection closes after the response): std::errc::timed_out (read_timeout passed),
+    /// std::errc::bad_message (malformed chunked framing), std::errc::connection_aborted (the
+    /// client closed mid-body), operation_canceled (the handler's stop token fired), other
+    /// socket errors. A handler that returns before the end of the body gets its response
+    /// sent with Connection: close (the rest is not read).
+    runtime::Task<io::Result<std::string_view>> read_body();
 
     // --- for the connection --------------------------------------------------------------
     void* connection_ = nullptr;
@@ -200,6 +210,12 @@ struct ServerOptions {
     std::function<void(int fd, ConnState state)> conn_state;
     bool tcp_keepalive = false;             ///< SO_KEEPALIVE on accepted sockets
     milliseconds tcp_keepalive_period{0};   ///< TCP_KEEPIDLE/KEEPINTVL (seconds, rounded up); 0 = OS default
+    /// A request whose body is chunked, or whose Content-Length exceeds max_request_body_size,
+    /// reaches the handler right after its head instead of being gathered (or refused with
+    /// 413): request.body_streamed() is true and Exchange::read_body() yields the body as it
+    /// arrives, with no size limit of the server's (fasthttp: StreamRequestBody). Bodies
+    /// within the limit are gathered as usual. 100-continue is sent on the first read_body().
+    bool stream_request_body = false;
     /// Idle keep-alive connections hold no output or carry buffer (given back to the pools
     /// between requests), and the pools are trimmed every max_idle_worker_duration.
     bool reduce_memory_usage = false;
@@ -241,6 +257,8 @@ struct ServerStats {
     std::uint64_t reset_watches = 0;        ///< polls armed for a client reset (handler suspended)
     std::uint64_t handlers_cancelled = 0;   ///< handlers whose stop token fired on a client reset
     std::uint64_t handlers_detached = 0;    ///< handlers still running after respond_now() sent their answer
+    std::uint64_t bodies_streamed = 0;      ///< requests whose body the handler read with read_body()
+    std::uint64_t streamed_bodies_unread = 0; ///< ... and returned before its end (connection closed)
 };
 
 namespace detail {

@@ -234,6 +234,20 @@ private:
 
 } // namespace detail
 
+/// \brief `co_await current_stop_token()`: the awaiting coroutine's ambient stop token
+/// (what its pending operations observe), read without suspending.
+struct CurrentStopToken {
+    StopToken token;
+    bool await_ready() const noexcept { return false; }
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
+        token = detail::stop_token_of(h);
+        return false; // resume at once
+    }
+    StopToken await_resume() const noexcept { return token; }
+};
+inline CurrentStopToken current_stop_token() noexcept { return {}; }
+
 /// \brief The result type of awaiting `A`.
 template <class A>
 using await_result_t = decltype(std::declval<A>().operator co_await().await_resume());

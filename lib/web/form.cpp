@@ -912,25 +912,58 @@ std::string FormFile::read() const {
 
 MultipartForm::MultipartForm(std::string_view body, std::string_view content_type,
                              const MultipartLimits& limits) {
+    MultipartStream stream(content_type, limits);
+    stream.feed(body);
+    *this = stream.finish();
+}
+
+struct MultipartStream::Impl {
+    Impl(std::string_view boundary, const MultipartLimits& l)
+        : limits(l), builder(form.files_, form.fields_, limits), parser(boundary, builder, limits) {}
+    MultipartLimits limits;
+    MultipartForm form;     // filled as parts arrive; owns the temporary files
+    FormBuilder builder;    // refers to form
+    MultipartParser parser; // refers to builder
+    std::size_t bytes = 0;
+    bool broken = false;    // a feed threw: the parser must not be fed again
+};
+
+MultipartStream::MultipartStream(std::string_view content_type, const MultipartLimits& limits) {
     std::string boundary;
     if (const MultipartError e = parse_multipart_boundary(content_type, boundary);
         e != MultipartError::none) {
         throw HttpError(http_status(e), std::string(describe(e)));
     }
-    try {
-        FormBuilder builder(files_, fields_, limits);
-        MultipartParser parser(boundary, builder, limits);
-        MultipartError e = parser.feed(body);
-        if (e == MultipartError::none) {
-            e = parser.finish();
-        }
-        if (e != MultipartError::none) {
-            throw HttpError(http_status(e), std::string(describe(e)));
-        }
-    } catch (...) {
-        remove_temp_files(); // the destructor will not run for a throwing constructor
-        throw;
+    impl_ = std::make_unique<Impl>(boundary, limits);
+}
+
+MultipartStream::~MultipartStream() = default; // ~MultipartForm removes the temporary files
+
+void MultipartStream::feed(std::string_view bytes) {
+    Impl& s = *impl_;
+    if (s.broken) {
+        throw std::logic_error("MultipartStream::feed after an error");
     }
+    s.broken = true;
+    if (s.limits.max_body_bytes != 0 && bytes.size() > s.limits.max_body_bytes - s.bytes) {
+        throw HttpError(413, fmt::format("multipart: the body is larger than {} bytes", s.limits.max_body_bytes));
+    }
+    s.bytes += bytes.size();
+    if (const MultipartError e = s.parser.feed(bytes); e != MultipartError::none) {
+        throw HttpError(http_status(e), std::string(describe(e)));
+    }
+    s.broken = false;
+}
+
+MultipartForm MultipartStream::finish() {
+    Impl& s = *impl_;
+    if (s.broken) {
+        throw std::logic_error("MultipartStream::finish after an error");
+    }
+    if (const MultipartError e = s.parser.finish(); e != MultipartError::none) {
+        throw HttpError(http_status(e), std::string(describe(e)));
+    }
+    return std::move(s.form);
 }
 
 MultipartForm::MultipartForm(MultipartForm&& other) noexcept

@@ -44,6 +44,9 @@ struct AppOptions {
     /// multipart/form-data limits: a file part larger than this goes to a temporary file.
     std::size_t multipart_memory_limit = 1U << 20;
     std::size_t multipart_max_parts = 1000;
+    /// A multipart body larger than this is 413. Bodies the server gathers are bounded by
+    /// ServerOptions::max_request_body_size first; this bounds streamed ones (read_multipart()).
+    std::size_t multipart_max_body_size = 64U << 20;
     std::string multipart_temp_dir = "/tmp";
 };
 

@@ -159,8 +159,17 @@ public:
     [[nodiscard]] std::string_view ip();
     /// The direct peer's address (a Unix socket or the in-process test client: family AF_UNIX).
     [[nodiscard]] const io::SocketAddress& remote_address() { return x_->request.remote_address(); }
-    /// The whole request body (de-chunked).
+    /// The whole request body (de-chunked); empty when it is streamed (body_streamed()).
     [[nodiscard]] std::string_view body() const noexcept { return x_->request.body(); }
+    /// The body was left unread for the handler (ServerOptions::stream_request_body: chunked,
+    /// or over max_request_body_size): read it with read_body() or read_multipart().
+    [[nodiscard]] bool body_streamed() const noexcept { return x_->request.body_streamed(); }
+    /// The next piece of a streamed body as it arrives; empty at its end (and when the body is
+    /// not streamed). The view is valid until the next call. Throws HttpError(400) for a
+    /// malformed or cut body, HttpError(408) when read_timeout passes, runtime::OperationCancelled
+    /// when the request is cancelled. Handlers that return before the end get their answer
+    /// sent with Connection: close.
+    runtime::Task<std::string_view> read_body();
     /// The body parsed as JSON. A body that is not valid JSON throws HttpError(400) with the
     /// parser's message (the App answers `{"error": ..., "status": 400}`); a request whose
     /// Content-Type is present and is not application/json or a `+json` type throws
@@ -171,8 +180,13 @@ public:
     [[nodiscard]] std::optional<std::string_view> form_value(std::string_view name);
     /// The multipart/form-data body, parsed on first use within the App's limits (413 / 400 as
     /// HttpError otherwise). Files above AppOptions::multipart_memory_limit go to temporary
-    /// files, removed when the request ends.
+    /// files, removed when the request ends. A streamed body (body_streamed()) throws
+    /// std::logic_error: use read_multipart().
     [[nodiscard]] const MultipartForm& multipart();
+    /// multipart() for any body: a streamed one is parsed as it arrives, file parts written to
+    /// their temporary file piece by piece (memory stays bounded by multipart_memory_limit per
+    /// part), within AppOptions::multipart_max_body_size.
+    runtime::Task<const MultipartForm&> read_multipart();
     /// True when the client accepts `type` (Accept header; a missing header accepts anything).
     [[nodiscard]] bool accepts(std::string_view type) const noexcept;
 

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -153,6 +154,9 @@ struct MultipartLimits {
     std::size_t max_header_bytes = 8192;
     /// Where temporary files are created (mkstemp, mode 0600); empty means "/tmp".
     std::string temp_dir = "/tmp";
+    /// A body longer than this is 413 (0: unlimited). Matters for streamed bodies
+    /// (MultipartStream), which no server body limit bounds.
+    std::size_t max_body_bytes = 0;
 };
 
 /// \brief Why a multipart body (or its Content-Type) was refused.
@@ -341,10 +345,32 @@ public:
     }
 
 private:
+    friend class MultipartStream;
     void remove_temp_files() noexcept;
 
     std::vector<FormFile> files_;
     std::vector<std::pair<std::string, std::string>> fields_;
+};
+
+/// \brief Builds a MultipartForm from a body that arrives in pieces (a streamed request body):
+/// file parts over memory_limit are written to their temporary file as their bytes arrive, so
+/// memory stays bounded whatever the upload size. Same errors as MultipartForm's constructor,
+/// thrown by the call that meets them (the constructor for the Content-Type), plus 413 past
+/// max_body_bytes. Temporary files are removed if the stream is dropped before finish().
+class MultipartStream {
+public:
+    MultipartStream(std::string_view content_type, const MultipartLimits& limits);
+    MultipartStream(const MultipartStream&) = delete;
+    MultipartStream& operator=(const MultipartStream&) = delete;
+    ~MultipartStream();
+    /// The next bytes of the body.
+    void feed(std::string_view bytes);
+    /// The body ended: the form (throws HttpError(400) when it was truncated).
+    MultipartForm finish();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
 };
 
 } // namespace ringwork::web

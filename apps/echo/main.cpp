@@ -1,14 +1,56 @@
 // SPDX-License-Identifier: MIT
-// ringwork-echo: answers /anything with a JSON echo of the request (httpbin's /anything), every ServerOptions field a flag.
-#include <ringwork/http/server.hpp>
+// ringwork-echo: an httpbin-style test server on the web layer (ringwork::App), with a
+// command-line flag for every ServerOptions field.
+//
+// Routes (any other path answers 404; `--help` prints the same list):
+//   /anything[/...]             any method: a JSON echo of the request (method, path, raw_path,
+//                               query, headers, body, body_length)
+//   /get /post /put /patch /delete   the same echo, for that one method (others: 405)
+//   /status/:code               answers `code` (200 to 599; anything else 400)
+//   /delay/:ms                  waits `ms` (at most 10000) on a reactor timer, then the echo
+//   /headers                    {"headers": {name: value}} (a repeated name: values joined by ", ")
+//   /ip                         {"origin": client address} (see --trusted-proxy)
+//   /bytes/:n?seed=S            `n` (at most 100 MiB) pseudo-random bytes, streamed with their
+//                               Content-Length: splitmix64 from S (random without), each output
+//                               as 8 little-endian bytes
+//   /stream/:n                  `n` (at most 100) chunks, one JSON line each: {"id": i, echo...}
+//   /gzip                       the echo plus "gzipped": true, always gzip-encoded
+//   /redirect/:n                302 to /redirect/n-1, ..., /redirect/1 to /get (n 1 to 100)
+//   /cookies                    {"cookies": {name: value}} from the Cookie header(s)
+//   /cookies/set?name=value     sets each cookie (Path=/), then 302 to /cookies
+//   /cookies/delete?name        expires each cookie, then 302 to /cookies
+//   /basic-auth/:user/:pass     200 {"authenticated": true, "user": ...} when the Basic
+//                               credentials are user:pass (compared in constant time), else 401
+//   /sse?count=N&interval_ms=M  N (1 to 1000, default 10) server-sent events `id: i` /
+//                               `data: {"count":i}`, M ms apart (at most 10000, default 1000)
+// Bad parameters answer 400 with {"error": ..., "status": 400}.
+//
+// Examples:
+//   ringwork-echo --port 8080 --threads 2
+//   curl -s 'localhost:8080/anything/x?y=1' -d hello       # the echo
+//   curl -sL localhost:8080/redirect/3                      # three redirects, then /get
+//   curl -s --compressed localhost:8080/gzip
+//   curl -sN 'localhost:8080/sse?count=3&interval_ms=500'  # three events, half a second apart
+//   ringwork-echo --unix /tmp/echo.sock                     # curl --unix-socket /tmp/echo.sock ...
+//
+// Listening: the App's routes are installed on its own http::Server (App::install), which then
+// serves TCP (--host/--port), a Unix socket (--unix) or systemd's sockets (--systemd).
+#include <ringwork/ringwork.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <array>
 #include <charconv>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <memory>
+#include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -16,8 +58,12 @@
 
 namespace {
 
+using ringwork::Context;
+using ringwork::HttpError;
+using ringwork::Task;
 using ringwork::http::Exchange;
 using ringwork::http::ServerOptions;
+using OrderedJson = nlohmann::ordered_json;
 
 struct Options {
     std::string host = "127.0.0.1";
@@ -25,6 +71,7 @@ struct Options {
     unsigned threads = 1;
     std::string unix_path; ///< --unix: serve a Unix socket instead of host:port
     bool systemd = false;  ///< --systemd: serve the sockets systemd passed (LISTEN_FDS)
+    std::vector<std::string> trusted_proxies; ///< --trusted-proxy (AppOptions::trusted_proxies)
     ServerOptions server;
 };
 
@@ -103,6 +150,15 @@ const std::vector<Flag>& flags() {
         {"--systemd", "", "", "serve the listening sockets systemd passed (LISTEN_FDS/LISTEN_PID) instead of --host/--port",
          [](const Options& o) { return bool_text(o.systemd); },
          [](Options& o, std::string_view, std::string_view) { o.systemd = true; }},
+        {"--trusted-proxy", "", "ADDR", "believe X-Forwarded-For/X-Real-IP (/ip) from this IP or CIDR range (repeatable)",
+         [](const Options& o) {
+             std::string list;
+             for (const std::string& p : o.trusted_proxies) {
+                 list += (list.empty() ? "" : ",") + p;
+             }
+             return list.empty() ? std::string("none") : list;
+         },
+         [](Options& o, std::string_view, std::string_view v) { o.trusted_proxies.emplace_back(v); }},
         {"--threads", "", "N", "reactor threads (0 = one per CPU)",
          [](const Options& o) { return fmt::format("{}", o.threads); },
          [](Options& o, std::string_view f, std::string_view v) { o.threads = static_cast<unsigned>(parse_number(f, v, 0, 1024)); }},
@@ -221,11 +277,39 @@ const std::vector<Flag>& flags() {
     return table;
 }
 
+/// One line of the route list in --help.
+struct RouteHelp {
+    std::string_view pattern;
+    std::string_view help;
+};
+
+constexpr std::array<RouteHelp, 15> kRoutes = {{
+    {"/anything[/...]", "any method: JSON echo of the request (method, path, raw_path, query, headers, body)"},
+    {"/get /post /put /patch /delete", "the same echo, for that one method (others: 405)"},
+    {"/status/:code", "answers that status (200 to 599)"},
+    {"/delay/:ms", "waits ms (at most 10000) on a timer, then the echo"},
+    {"/headers", "{\"headers\": {name: value}} of the request"},
+    {"/ip", "{\"origin\": client address} (see --trusted-proxy)"},
+    {"/bytes/:n?seed=S", "n pseudo-random bytes (at most 104857600; splitmix64 from S, random without)"},
+    {"/stream/:n", "n chunks (at most 100), one JSON line each with \"id\""},
+    {"/gzip", "the echo, gzip-encoded (Content-Encoding: gzip)"},
+    {"/redirect/:n", "302 to /redirect/n-1 ... /get (n from 1 to 100)"},
+    {"/cookies", "{\"cookies\": {name: value}} of the request"},
+    {"/cookies/set?name=value", "sets the cookies, then 302 to /cookies"},
+    {"/cookies/delete?name", "expires the cookies, then 302 to /cookies"},
+    {"/basic-auth/:user/:pass", "200 when the Basic credentials are user:pass, else 401"},
+    {"/sse?count=N&interval_ms=M", "N server-sent events (1 to 1000, default 10) M ms apart (default 1000)"},
+}};
+
 void usage() {
     const Options defaults;
     fmt::print("usage: ringwork-echo [OPTIONS]\n"
-               "Any method on /anything or /anything/... answers a JSON echo of the request;\n"
-               "other paths answer 404. SIGINT/SIGTERM stop gracefully.\n\n");
+               "An httpbin-style test server. Routes (other paths answer 404; bad parameters 400):\n");
+    for (const RouteHelp& r : kRoutes) {
+        fmt::print("  {:<31} {}\n", r.pattern, r.help);
+    }
+    fmt::print("SIGINT/SIGTERM stop gracefully (a running /sse stream ends at its next pause).\n\n"
+               "Options:\n");
     for (const Flag& f : flags()) {
         const std::string left = f.meta.empty() ? std::string(f.name) : fmt::format("{} {}", f.name, f.meta);
         if (left.size() >= 34) {
@@ -291,40 +375,433 @@ Options parse(int argc, char** argv) {
     return o;
 }
 
-/// The httpbin-style echo of one request.
-void handle(Exchange& x) {
-    ringwork::http::Request& req = x.request;
-    ringwork::http::Response& resp = x.response;
-    const std::string_view path = req.path();
-    if (!req.path_valid()) {
-        resp.set_status(400);
-        resp.set_body("Bad Request: invalid percent-encoding in the path\n");
-        return;
+// --- the routes ------------------------------------------------------------------------------
+
+constexpr std::uint64_t kMaxDelayMs = 10000;
+constexpr std::uint64_t kMaxBytes = 100U << 20;
+constexpr std::uint64_t kMaxStreamLines = 100;
+constexpr std::uint64_t kMaxRedirects = 100;
+constexpr std::uint64_t kMaxSseEvents = 1000;
+constexpr std::uint64_t kMaxSseIntervalMs = 10000;
+constexpr std::size_t kBytesPiece = 64U << 10; ///< /bytes streams in pieces this size (a multiple of 8)
+constexpr std::chrono::milliseconds kPauseSlice{100};
+
+/// `text` as a decimal in [min, max] (digits only: no sign, no spaces); otherwise HttpError 400
+/// naming `what`.
+std::uint64_t number(std::string_view what, std::string_view text, std::uint64_t min, std::uint64_t max) {
+    std::uint64_t v = 0;
+    const char* const end = text.data() + text.size();
+    const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+    if (text.empty() || ec != std::errc{} || ptr != end || v < min || v > max) {
+        throw HttpError(400, fmt::format("{} must be an integer from {} to {}", what, min, max));
     }
-    if (path != "/anything" && !path.starts_with("/anything/")) {
-        resp.set_status(404);
-        resp.set_body("Not Found: try /anything\n");
-        return;
-    }
-    nlohmann::ordered_json j;
+    return v;
+}
+
+/// Serialized without throwing: invalid UTF-8 (request bytes are arbitrary) becomes U+FFFD.
+std::string dump(const OrderedJson& j) { return j.dump(-1, ' ', false, OrderedJson::error_handler_t::replace); }
+
+void send_json(Context& c, const OrderedJson& j) { c.json_text(dump(j)); }
+
+/// The echo of the request (httpbin's /anything), appended to `j` in this order: method, path
+/// (decoded), raw_path (the target as received), query (name -> every value), headers ([name,
+/// value] pairs as received, in order), body, body_length.
+void echo_fields(Context& c, OrderedJson& j) {
+    ringwork::http::Request& req = c.request();
     j["method"] = req.method_text();
-    j["path"] = path;
+    j["path"] = req.path();
     j["raw_path"] = req.raw_target();
-    nlohmann::ordered_json query = nlohmann::ordered_json::object();
+    OrderedJson query = OrderedJson::object();
     req.for_each_query([&query](std::string_view name, std::string_view value) {
         query[std::string(name)].push_back(value);
     });
     j["query"] = std::move(query);
-    nlohmann::ordered_json headers = nlohmann::ordered_json::array();
+    OrderedJson headers = OrderedJson::array();
     for (const ringwork::http::Header& h : req.headers()) {
-        headers.push_back(nlohmann::ordered_json::array({h.name, h.value}));
+        headers.push_back(OrderedJson::array({h.name, h.value}));
     }
     j["headers"] = std::move(headers);
     j["body"] = req.body();
     j["body_length"] = req.body().size();
-    resp.set_status(200);
-    resp.set_content_type("application/json");
-    resp.set_body(j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+}
+
+/// /anything[/...], /get, /post, ...: the echo.
+void echo(Context& c) {
+    OrderedJson j;
+    echo_fields(c, j);
+    send_json(c, j);
+}
+
+/// Whether the server is stopping (SIGINT/SIGTERM or Server::shutdown(): both stop the
+/// reactors). NOTE: http::Server::shutting_down() is set by Server::shutdown() only, not when
+/// a signal stops the reactors, so the reactor's own flag is asked instead.
+bool stopping() noexcept {
+    const ringwork::Reactor* r = ringwork::Reactor::current();
+    return r == nullptr || r->stopping();
+}
+
+/// Sleep `total` on the reactor's timer in slices of at most kPauseSlice, so that a long pause
+/// notices a graceful shutdown soon. False when the server is stopping or the client is gone
+/// (the sleep is cancelled then), true after the whole pause.
+Task<bool> pause_for(std::chrono::milliseconds total) {
+    bool cancelled = false;
+    try {
+        while (total.count() > 0 && !stopping()) {
+            const std::chrono::milliseconds step = std::min(total, kPauseSlice);
+            auto nap = ringwork::sleep_for(step); // named: no awaiter temporary inside co_await
+            co_await nap;
+            total -= step;
+        }
+    } catch (const ringwork::runtime::OperationCancelled&) {
+        cancelled = true; // no co_await in a catch block
+    }
+    co_return !cancelled && !stopping();
+}
+
+/// /status/:code: an empty answer with that status; 3xx redirects to /redirect/1 and 401
+/// challenges, as httpbin does. 1xx is refused: an interim status is not a final answer.
+void status(Context& c) {
+    const auto code = static_cast<int>(number("the status code", c.param("code"), 200, 599));
+    c.status(code);
+    switch (code) {
+    case 301:
+    case 302:
+    case 303:
+    case 305:
+    case 307:
+    case 308:
+        c.set_header("Location", "/redirect/1");
+        break;
+    case 401:
+        c.set_header("WWW-Authenticate", R"(Basic realm="Fake Realm")");
+        break;
+    default:
+        break;
+    }
+}
+
+/// /delay/:ms: a timer, never a blocked reactor, then the echo.
+Task<> delay(Context& c) {
+    const std::uint64_t ms = number("the delay (ms)", c.param("ms"), 0, kMaxDelayMs);
+    bool cancelled = false;
+    try {
+        auto nap = ringwork::sleep_for(std::chrono::milliseconds(ms));
+        co_await nap;
+    } catch (const ringwork::runtime::OperationCancelled&) {
+        cancelled = true; // the client went away
+    }
+    if (cancelled) {
+        throw HttpError(503, "the delay was cancelled"); // an answer nobody reads; not a logged failure
+    }
+    echo(c);
+}
+
+/// /headers: {"headers": {name: value}}; a repeated name gets its values joined by ", ".
+void headers(Context& c) {
+    OrderedJson map = OrderedJson::object();
+    for (const ringwork::http::Header& h : c.request().headers()) {
+        const std::string name(h.name);
+        const auto it = map.find(name);
+        if (it == map.end()) {
+            map[name] = h.value;
+        } else {
+            std::string joined = it->get<std::string>();
+            joined.append(", ").append(h.value);
+            *it = std::move(joined);
+        }
+    }
+    OrderedJson j;
+    j["headers"] = std::move(map);
+    send_json(c, j);
+}
+
+/// /ip: {"origin": ...} (Context::ip(): the peer, or what a trusted proxy says).
+void ip(Context& c) {
+    OrderedJson j;
+    j["origin"] = c.ip();
+    send_json(c, j);
+}
+
+/// splitmix64: the /bytes generator (also reimplemented by the integration test).
+std::uint64_t splitmix64(std::uint64_t& state) noexcept {
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30U)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27U)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31U);
+}
+
+/// A seed for /bytes without ?seed=: this thread's splitmix64 stream, seeded once.
+std::uint64_t random_seed() {
+    thread_local std::uint64_t state = [] {
+        std::random_device device;
+        return (static_cast<std::uint64_t>(device()) << 32U) ^ device();
+    }();
+    return splitmix64(state);
+}
+
+/// /bytes/:n?seed=S: n bytes of splitmix64(S) output, each value as 8 little-endian bytes,
+/// streamed with their Content-Length in kBytesPiece pieces (memory stays at one piece and the
+/// reactor serves others between them).
+Task<> bytes(Context& c) {
+    const std::uint64_t n = number("the byte count", c.param("n"), 0, kMaxBytes);
+    const std::optional<std::string_view> seed = c.query("seed");
+    std::uint64_t state = seed ? number("seed", *seed, 0, std::numeric_limits<std::uint64_t>::max()) : random_seed();
+    c.set_header("Content-Type", "application/octet-stream");
+    c.set_header("Content-Length", std::to_string(n));
+    if (n == 0 || c.method() == ringwork::http::Method::head) {
+        auto head = c.write({}); // the head alone
+        (void)co_await head;
+        co_return;
+    }
+    std::string piece;
+    for (std::uint64_t left = n; left > 0;) {
+        const auto size = static_cast<std::size_t>(std::min<std::uint64_t>(left, kBytesPiece));
+        piece.resize(size);
+        for (std::size_t i = 0; i < size; i += 8) {
+            std::uint64_t v = splitmix64(state);
+            for (std::size_t k = i; k < i + 8 && k < size; ++k, v >>= 8U) {
+                piece[k] = static_cast<char>(v & 0xFFU);
+            }
+        }
+        auto sent = c.write(piece);
+        if (!co_await sent) {
+            co_return; // the client is gone
+        }
+        left -= size;
+    }
+}
+
+/// /stream/:n: n chunks (Transfer-Encoding: chunked), one JSON line each: {"id": i, echo...}.
+Task<> stream(Context& c) {
+    const std::uint64_t n = number("the line count", c.param("n"), 0, kMaxStreamLines);
+    c.set_header("Content-Type", "application/json");
+    for (std::uint64_t i = 0; i < n; ++i) {
+        OrderedJson j;
+        j["id"] = i;
+        echo_fields(c, j);
+        const std::string line = dump(j) + "\n";
+        auto sent = c.write(line);
+        if (!co_await sent) {
+            co_return;
+        }
+    }
+}
+
+/// /gzip: the echo plus "gzipped": true, gzip-encoded whatever Accept-Encoding says (httpbin
+/// does the same; mw::compress() would skip a client that does not ask, or a body gzip does
+/// not shrink). Same engine as mw::compress(): this thread's reused z_stream.
+void gzip(Context& c) {
+    OrderedJson j;
+    echo_fields(c, j);
+    j["gzipped"] = true;
+    std::string packed;
+    ringwork::web::gzip_compress(dump(j), 6, packed);
+    c.set_header("Content-Type", "application/json");
+    c.set_header("Content-Encoding", "gzip");
+    c.response().set_body(packed);
+}
+
+/// /redirect/:n: 302 to /redirect/n-1; /redirect/1 goes to /get.
+void redirect(Context& c) {
+    const std::uint64_t n = number("the redirect count", c.param("n"), 1, kMaxRedirects);
+    c.redirect(n == 1 ? std::string("/get") : fmt::format("/redirect/{}", n - 1), 302);
+}
+
+/// /cookies: {"cookies": {name: value}} from every Cookie header (the first of a repeated name).
+void cookies(Context& c) {
+    OrderedJson jar = OrderedJson::object();
+    for (const ringwork::http::Header& h : c.request().headers()) {
+        if (!ringwork::http::iequals(h.name, "Cookie")) {
+            continue;
+        }
+        ringwork::web::for_each_cookie(h.value, [&jar](std::string_view name, std::string_view value) {
+            const std::string key(name);
+            if (!jar.contains(key)) {
+                jar[key] = value;
+            }
+        });
+    }
+    OrderedJson j;
+    j["cookies"] = std::move(jar);
+    send_json(c, j);
+}
+
+/// /cookies/set?name=value&...: a Set-Cookie (Path=/) per query argument, then 302 to /cookies.
+void cookies_set(Context& c) {
+    try {
+        c.request().for_each_query([&c](std::string_view name, std::string_view value) {
+            c.set_cookie(ringwork::Cookie{.name = name, .value = value, .path = "/"});
+        });
+    } catch (const std::invalid_argument& e) {
+        throw HttpError(400, e.what()); // not a token, or a value outside cookie-octet
+    }
+    c.redirect("/cookies", 302);
+}
+
+/// /cookies/delete?name&...: expires each named cookie (Max-Age=0 and a past Expires for old
+/// clients), then 302 to /cookies.
+void cookies_delete(Context& c) {
+    try {
+        c.request().for_each_query([&c](std::string_view name, std::string_view) {
+            c.set_cookie(ringwork::Cookie{.name = name,
+                                          .value = {},
+                                          .path = "/",
+                                          .domain = {},
+                                          .max_age = std::chrono::seconds(0),
+                                          .expires = std::chrono::system_clock::time_point{}});
+        });
+    } catch (const std::invalid_argument& e) {
+        throw HttpError(400, e.what());
+    }
+    c.redirect("/cookies", 302);
+}
+
+/// Whether `given` equals `expected`, in a time that depends on the length of `expected` only.
+bool constant_time_equals(std::string_view given, std::string_view expected) noexcept {
+    unsigned diff = given.size() == expected.size() ? 0U : 1U;
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        const char g = i < given.size() ? given[i] : '\0';
+        diff |= static_cast<unsigned>(static_cast<unsigned char>(g) ^ static_cast<unsigned char>(expected[i]));
+    }
+    return diff == 0;
+}
+
+/// Standard base64 (padding optional); nullopt when `in` is not base64.
+std::optional<std::string> base64_decode(std::string_view in) {
+    while (!in.empty() && in.back() == '=') {
+        in.remove_suffix(1);
+    }
+    std::string out;
+    out.reserve(in.size() / 4 * 3 + 3);
+    std::uint32_t acc = 0;
+    unsigned bits = 0;
+    for (const char ch : in) {
+        std::uint32_t v = 0;
+        if (ch >= 'A' && ch <= 'Z') {
+            v = static_cast<std::uint32_t>(ch - 'A');
+        } else if (ch >= 'a' && ch <= 'z') {
+            v = static_cast<std::uint32_t>(ch - 'a' + 26);
+        } else if (ch >= '0' && ch <= '9') {
+            v = static_cast<std::uint32_t>(ch - '0' + 52);
+        } else if (ch == '+' || ch == '/') {
+            v = ch == '+' ? 62U : 63U;
+        } else {
+            return std::nullopt;
+        }
+        acc = ((acc << 6U) | v) & 0xFFFFFFU;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out.push_back(static_cast<char>((acc >> bits) & 0xFFU));
+        }
+    }
+    if (bits >= 6) {
+        return std::nullopt; // a lone trailing sextet
+    }
+    return out;
+}
+
+/// Whether an Authorization header carries Basic credentials equal to `expected` ("user:pass").
+bool basic_credentials_match(std::string_view header, std::string_view expected) {
+    while (!header.empty() && (header.front() == ' ' || header.front() == '\t')) {
+        header.remove_prefix(1);
+    }
+    while (!header.empty() && (header.back() == ' ' || header.back() == '\t')) {
+        header.remove_suffix(1);
+    }
+    if (header.size() < 6 || !ringwork::http::iequals(header.substr(0, 6), "Basic ")) {
+        return false;
+    }
+    std::string_view encoded = header.substr(6);
+    while (!encoded.empty() && encoded.front() == ' ') {
+        encoded.remove_prefix(1);
+    }
+    const std::optional<std::string> credentials = base64_decode(encoded);
+    return credentials && constant_time_equals(*credentials, expected);
+}
+
+/// /basic-auth/:user/:pass: the credentials come from the path, so the handler compares them
+/// itself (mw::basic_auth checks a fixed user table). 401 with a challenge otherwise.
+void basic_auth(Context& c) {
+    const std::string_view user = c.param("user");
+    const std::string expected = fmt::format("{}:{}", user, c.param("pass"));
+    if (!basic_credentials_match(c.header("Authorization"), expected)) {
+        c.status(401);
+        c.set_header("WWW-Authenticate", R"(Basic realm="Fake Realm", charset="UTF-8")");
+        c.json_text(R"({"authenticated":false})");
+        return;
+    }
+    OrderedJson j;
+    j["authenticated"] = true;
+    j["user"] = user;
+    send_json(c, j);
+}
+
+/// /sse?count=N&interval_ms=M: N events `id: i` / `data: {"count":i}` (i from 1), M ms apart,
+/// then the stream ends. It also ends early when the client goes or the server stops.
+Task<> sse(Context& c) {
+    const std::uint64_t count = number("count", c.query_or("count", "10"), 1, kMaxSseEvents);
+    const std::uint64_t interval = number("interval_ms", c.query_or("interval_ms", "1000"), 0, kMaxSseIntervalMs);
+    const bool head = c.method() == ringwork::http::Method::head;
+    for (std::uint64_t i = 1; i <= count; ++i) {
+        const std::string id = std::to_string(i);
+        const std::string data = fmt::format(R"({{"count":{}}})", i);
+        auto sent = c.sse({.data = data, .event = {}, .id = id});
+        if (!co_await sent) {
+            co_return;
+        }
+        if (i < count && !head) {
+            auto waited = pause_for(std::chrono::milliseconds(interval));
+            if (!co_await waited) {
+                co_return;
+            }
+        }
+    }
+}
+
+void not_found(Context& c) {
+    c.status(404);
+    c.text("Not Found: try /anything (ringwork-echo --help lists the routes)\n");
+}
+
+void routes(ringwork::App& app) {
+    app.any("/anything", echo);
+    app.any("/anything/*rest", echo);
+    app.get("/get", echo);
+    app.post("/post", echo);
+    app.put("/put", echo);
+    app.patch("/patch", echo);
+    app.del("/delete", echo);
+    app.any("/status/:code", status);
+    app.any("/delay/:ms", delay);
+    app.get("/headers", headers);
+    app.get("/ip", ip);
+    app.get("/bytes/:n", bytes);
+    app.get("/stream/:n", stream);
+    app.get("/gzip", gzip);
+    app.get("/redirect/:n", redirect);
+    app.get("/cookies", cookies);
+    app.get("/cookies/set", cookies_set);
+    app.get("/cookies/delete", cookies_delete);
+    app.get("/basic-auth/:user/:pass", basic_auth);
+    app.get("/sse", sse);
+    app.not_found(not_found);
+}
+
+/// The App over the parsed options; a bad --trusted-proxy exits 2 naming the flag.
+std::unique_ptr<ringwork::App> make_app(const Options& options) {
+    ringwork::AppOptions app_options;
+    app_options.server = options.server;
+    app_options.trusted_proxies = options.trusted_proxies;
+    try {
+        return std::make_unique<ringwork::App>(std::move(app_options));
+    } catch (const std::invalid_argument& e) {
+        const std::string_view what = e.what();
+        if (what.find("trusted_proxies") != std::string_view::npos) {
+            fail_usage(fmt::format("invalid value for --trusted-proxy: {}", what));
+        }
+        fail_usage(what);
+    }
 }
 
 } // namespace
@@ -337,9 +814,13 @@ int main(int argc, char** argv) {
     if (!address) {
         fail_usage(fmt::format("invalid value for --host: '{}'", options.host));
     }
+    const std::unique_ptr<ringwork::App> app = make_app(options);
     try {
-        ringwork::http::Server server(options.server);
-        server.set_handler(handle);
+        routes(*app);
+        // The App's own server (built from options.server) serves it: every ServerOptions flag
+        // applies, and Server::listen_and_serve_fds / unix sockets stay available.
+        ringwork::http::Server& server = app->server();
+        app->install(server);
         if (options.systemd) {
             std::vector<int> fds = ringwork::http::Server::systemd_listen_fds();
             const std::size_t count = fds.size();

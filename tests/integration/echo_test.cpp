@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
-// Integration tests: the ringwork-echo app as a child process, driven over raw TCP, curl and Python's http.client.
+// Integration tests: the ringwork-echo app as a child process, driven over raw TCP, curl and Python's http.client:
+// the server behaviours of every ServerOptions flag, then each httpbin-style route.
 #include "app_process.hpp"
 #include "helpers.hpp"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -14,7 +16,9 @@
 
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -77,7 +81,20 @@ struct HttpResponse {
         }
         return n;
     }
+    /// Every value of header `name`, in order (Set-Cookie).
+    [[nodiscard]] std::vector<std::string> header_values(std::string_view name) const {
+        std::vector<std::string> out;
+        for (const auto& [n, v] : headers) {
+            if (iequal(n, name)) {
+                out.push_back(v);
+            }
+        }
+        return out;
+    }
     [[nodiscard]] json body_json() const { return json::parse(body); }
+
+    /// The data of each chunk of a chunked body (`body` holds them joined).
+    std::vector<std::string> chunks;
 };
 
 /// A raw TCP client to 127.0.0.1 that reads Content-Length framed responses; every wait bounded.
@@ -97,9 +114,47 @@ public:
     [[nodiscard]] int fd() const noexcept { return fd_; }
     bool send(std::string_view data) { return test::write_all(fd_, data); }
 
-    /// Read one response (HEAD and 1xx/204/304 carry no body). nullopt on EOF, error or timeout.
+    /// Read one response (HEAD and 1xx/204/304 carry no body; others are framed by
+    /// Content-Length or chunked). nullopt on EOF, error or timeout.
     std::optional<HttpResponse> read_response(bool head_request = false, std::chrono::milliseconds limit = 10s) {
         const auto deadline = Clock::now() + limit;
+        auto r = read_head(deadline);
+        if (!r) {
+            return std::nullopt;
+        }
+        const bool bodyless = head_request || (r->status >= 100 && r->status < 200) || r->status == 204 || r->status == 304;
+        if (bodyless) {
+            return r;
+        }
+        if (r->header("Transfer-Encoding") == "chunked") {
+            for (;;) {
+                auto chunk = read_chunk(deadline);
+                if (!chunk) {
+                    return std::nullopt;
+                }
+                if (chunk->empty()) {
+                    return r;
+                }
+                r->body += *chunk;
+                r->chunks.push_back(std::move(*chunk));
+            }
+        }
+        const auto cl = r->header("Content-Length");
+        if (!cl) {
+            FAIL_CHECK("response without Content-Length or chunked framing: " << r->status_line);
+            return std::nullopt;
+        }
+        const std::size_t n = std::stoul(*cl);
+        if (!fill_to(n, deadline)) {
+            return std::nullopt;
+        }
+        r->body = buf_.substr(0, n);
+        buf_.erase(0, n);
+        return r;
+    }
+
+    /// Read a status line and the header fields (not the body). nullopt on EOF, error or timeout.
+    std::optional<HttpResponse> read_head(Clock::time_point deadline) {
         std::size_t end = 0;
         while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
             if (fill(deadline) <= 0) {
@@ -132,23 +187,44 @@ public:
             }
             r.headers.emplace_back(line.substr(0, colon), value);
         }
-        const bool bodyless = head_request || (r.status >= 100 && r.status < 200) || r.status == 204 || r.status == 304;
-        if (!bodyless) {
-            const auto cl = r.header("Content-Length");
-            if (!cl) {
-                FAIL_CHECK("response without Content-Length: " << r.status_line);
-                return std::nullopt;
-            }
-            const std::size_t n = std::stoul(*cl);
-            while (buf_.size() < n) {
-                if (fill(deadline) <= 0) {
+        return r;
+    }
+
+    /// The next chunk of a chunked body: its data, an empty string for the last chunk (its
+    /// trailer section consumed), nullopt on malformed framing, EOF, error or timeout.
+    std::optional<std::string> read_chunk(Clock::time_point deadline) {
+        const auto size_line = read_line(deadline);
+        if (!size_line) {
+            return std::nullopt;
+        }
+        const std::string digits = size_line->substr(0, size_line->find(';'));
+        std::size_t size = 0;
+        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), size, 16);
+        if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size()) {
+            FAIL_CHECK("malformed chunk size line: '" << *size_line << "'");
+            return std::nullopt;
+        }
+        if (size == 0) {
+            for (;;) { // trailer fields up to the empty line
+                const auto trailer = read_line(deadline);
+                if (!trailer) {
                     return std::nullopt;
                 }
+                if (trailer->empty()) {
+                    return std::string();
+                }
             }
-            r.body = buf_.substr(0, n);
-            buf_.erase(0, n);
         }
-        return r;
+        if (!fill_to(size + 2, deadline)) {
+            return std::nullopt;
+        }
+        if (buf_.compare(size, 2, "\r\n") != 0) {
+            FAIL_CHECK("chunk data not followed by CRLF");
+            return std::nullopt;
+        }
+        std::string data = buf_.substr(0, size);
+        buf_.erase(0, size + 2);
+        return data;
     }
 
     /// Read until the server closes (FIN or RST) within `limit`: the bytes that came before it,
@@ -179,6 +255,29 @@ public:
     [[nodiscard]] const std::string& buffered() const noexcept { return buf_; }
 
 private:
+    /// One CRLF-terminated line, without the CRLF.
+    std::optional<std::string> read_line(Clock::time_point deadline) {
+        std::size_t end = 0;
+        while ((end = buf_.find("\r\n")) == std::string::npos) {
+            if (fill(deadline) <= 0) {
+                return std::nullopt;
+            }
+        }
+        std::string line = buf_.substr(0, end);
+        buf_.erase(0, end + 2);
+        return line;
+    }
+
+    /// Receive until at least `n` bytes are buffered.
+    bool fill_to(std::size_t n, Clock::time_point deadline) {
+        while (buf_.size() < n) {
+            if (fill(deadline) <= 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /// Receive more: > 0 bytes appended, 0 EOF, -1 timeout, -2 reset or error.
     int fill(Clock::time_point deadline) {
         pollfd p{fd_, POLLIN, 0};
@@ -248,6 +347,81 @@ void expect_rejected(std::uint16_t port, std::string_view name, std::string_view
     if (rest) {
         CHECK_MESSAGE(rest->empty(), "bytes after the rejection: " << *rest);
     }
+}
+
+/// The /bytes generator (splitmix64, each output as 8 little-endian bytes), as the app documents it.
+std::string splitmix_bytes(std::uint64_t seed, std::size_t n) {
+    std::string out(n, '\0');
+    std::uint64_t state = seed;
+    for (std::size_t i = 0; i < n; i += 8) {
+        std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30U)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27U)) * 0x94d049bb133111ebULL;
+        z ^= z >> 31U;
+        for (std::size_t k = i; k < i + 8 && k < n; ++k, z >>= 8U) {
+            out[k] = static_cast<char>(z & 0xFFU);
+        }
+    }
+    return out;
+}
+
+std::string base64(std::string_view in) {
+    static constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    std::size_t i = 0;
+    for (; i + 3 <= in.size(); i += 3) {
+        const auto v = (static_cast<std::uint32_t>(static_cast<unsigned char>(in[i])) << 16U) |
+                       (static_cast<std::uint32_t>(static_cast<unsigned char>(in[i + 1])) << 8U) |
+                       static_cast<unsigned char>(in[i + 2]);
+        for (const unsigned shift : {18U, 12U, 6U, 0U}) {
+            out += kAlphabet[(v >> shift) & 63U];
+        }
+    }
+    if (i + 1 == in.size()) {
+        const auto v = static_cast<std::uint32_t>(static_cast<unsigned char>(in[i])) << 16U;
+        out += kAlphabet[(v >> 18U) & 63U];
+        out += kAlphabet[(v >> 12U) & 63U];
+        out += "==";
+    } else if (i + 2 == in.size()) {
+        const auto v = (static_cast<std::uint32_t>(static_cast<unsigned char>(in[i])) << 16U) |
+                       (static_cast<std::uint32_t>(static_cast<unsigned char>(in[i + 1])) << 8U);
+        out += kAlphabet[(v >> 18U) & 63U];
+        out += kAlphabet[(v >> 12U) & 63U];
+        out += kAlphabet[(v >> 6U) & 63U];
+        out += '=';
+    }
+    return out;
+}
+
+/// Inflate a gzip stream (zlib); nullopt when it is not valid gzip.
+std::optional<std::string> gunzip(std::string_view data) {
+    z_stream zs{};
+    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
+        return std::nullopt;
+    }
+    std::string out;
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data())); // NOLINT: zlib's API
+    zs.avail_in = static_cast<uInt>(data.size());
+    int rc = Z_OK;
+    while (rc == Z_OK) {
+        char buf[4096];
+        zs.next_out = reinterpret_cast<Bytef*>(buf); // NOLINT: zlib's API
+        zs.avail_out = sizeof buf;
+        rc = inflate(&zs, Z_NO_FLUSH);
+        out.append(buf, sizeof buf - zs.avail_out);
+    }
+    const bool complete = rc == Z_STREAM_END && zs.avail_in == 0;
+    inflateEnd(&zs);
+    return complete ? std::optional<std::string>(out) : std::nullopt;
+}
+
+/// One request on a fresh connection, its response (REQUIREd to arrive).
+HttpResponse fetch(std::uint16_t port, const std::string& request, bool head_request = false) {
+    Client c(port);
+    REQUIRE(c.send(request));
+    auto r = c.read_response(head_request);
+    REQUIRE_MESSAGE(r.has_value(), "no response to: " << request);
+    return std::move(*r);
 }
 
 } // namespace
@@ -1065,4 +1239,544 @@ TEST_CASE("echo: --unix serves over a Unix socket and removes the file on SIGTER
     CHECK(out.find("rc=0 exit=0") != std::string::npos);
     CHECK(::access(path.c_str(), F_OK) != 0); // the socket file is gone after the graceful stop
     ::unlink(path.c_str());
+}
+
+// --- the httpbin-style routes ---------------------------------------------------------------
+
+TEST_CASE("echo: /get, /post, /put, /patch and /delete echo their one method") {
+    EchoProcess echo;
+    {
+        Client c(echo.port());
+        REQUIRE(c.send(get("/get?a=1")));
+        const auto g = c.read_response();
+        REQUIRE(g.has_value());
+        CHECK(g->status == 200);
+        CHECK(g->header("Content-Type") == "application/json");
+        CHECK(g->body_json()["method"] == "GET");
+        CHECK(g->body_json()["path"] == "/get");
+        CHECK(g->body_json()["query"] == json::parse(R"({"a":["1"]})"));
+        for (const std::string_view method : {"POST", "PUT", "PATCH", "DELETE"}) {
+            INFO("method: " << method);
+            std::string path = "/" + std::string(method);
+            for (char& ch : path) {
+                ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+            }
+            REQUIRE(c.send(std::string(method) + " " + path + " HTTP/1.1\r\nHost: echo.test\r\nContent-Length: 4\r\n\r\nbody"));
+            const auto r = c.read_response();
+            REQUIRE(r.has_value());
+            CHECK(r->status == 200);
+            const json j = r->body_json();
+            CHECK(j["method"] == method);
+            CHECK(j["path"] == path);
+            CHECK(j["body"] == "body");
+        }
+        // Another method on these paths: 405 with Allow, and the connection goes on.
+        REQUIRE(c.send(post("/get", "x")));
+        const auto no = c.read_response();
+        REQUIRE(no.has_value());
+        CHECK(no->status == 405);
+        CHECK(no->header("Allow").value_or("").starts_with("GET, HEAD"));
+        REQUIRE(c.send(get("/post")));
+        const auto no2 = c.read_response();
+        REQUIRE(no2.has_value());
+        CHECK(no2->status == 405);
+        CHECK(no2->header("Allow").value_or("").starts_with("POST"));
+        REQUIRE(c.send(get("/anything/still-open")));
+        const auto next = c.read_response();
+        REQUIRE(next.has_value());
+        CHECK(next->status == 200);
+    }
+    CHECK(echo.stop() == 0);
+}
+
+TEST_CASE("echo: /status/:code answers that status; anything but 200 to 599 is 400") {
+    EchoProcess echo;
+    {
+        Client c(echo.port());
+        for (const int code : {200, 201, 202, 204, 299, 304, 400, 404, 418, 429, 500, 503, 599}) {
+            INFO("code " << code);
+            REQUIRE(c.send(get("/status/" + std::to_string(code))));
+            const auto r = c.read_response();
+            REQUIRE(r.has_value());
+            CHECK(r->status == code);
+            CHECK(r->status_line.starts_with("HTTP/1.1 " + std::to_string(code) + " "));
+            CHECK(r->body.empty());
+        }
+        {
+            // Any method; a redirect status points at /redirect/1, a 401 challenges.
+            REQUIRE(c.send(post("/status/302", "ignored")));
+            const auto r = c.read_response();
+            REQUIRE(r.has_value());
+            CHECK(r->status == 302);
+            CHECK(r->header("Location") == "/redirect/1");
+            REQUIRE(c.send("PUT /status/401 HTTP/1.1\r\nHost: echo.test\r\nContent-Length: 0\r\n\r\n"));
+            const auto u = c.read_response();
+            REQUIRE(u.has_value());
+            CHECK(u->status == 401);
+            CHECK(u->header("WWW-Authenticate") == R"(Basic realm="Fake Realm")");
+        }
+        for (const std::string_view code : {"abc", "99", "100", "101", "199", "600", "1000", "-200", "+200", "2000000000000000000000", "20x", "%20200"}) {
+            INFO("code '" << code << "'");
+            REQUIRE(c.send(get("/status/" + std::string(code))));
+            const auto r = c.read_response();
+            REQUIRE(r.has_value());
+            CHECK(r->status == 400);
+            CHECK(r->header("Content-Type") == "application/json");
+            const json j = r->body_json();
+            CHECK(j["status"] == 400);
+            CHECK(j["error"] == "the status code must be an integer from 200 to 599");
+        }
+        // A percent-encoded code is decoded first, like every route parameter.
+        REQUIRE(c.send(get("/status/%32%30%31")));
+        const auto d = c.read_response();
+        REQUIRE(d.has_value());
+        CHECK(d->status == 201);
+        // HEAD too.
+        REQUIRE(c.send("HEAD /status/404 HTTP/1.1\r\nHost: echo.test\r\n\r\n"));
+        const auto h = c.read_response(true);
+        REQUIRE(h.has_value());
+        CHECK(h->status == 404);
+        // /status alone is not a route.
+        REQUIRE(c.send(get("/status")));
+        const auto missing = c.read_response();
+        REQUIRE(missing.has_value());
+        CHECK(missing->status == 404);
+    }
+    CHECK(echo.stop() == 0);
+}
+
+TEST_CASE("echo: /delay/:ms waits on a timer and the reactor serves others meanwhile") {
+    EchoProcess echo({"--threads", "1"});
+    {
+        Client slow(echo.port());
+        const auto start = Clock::now();
+        REQUIRE(slow.send(get("/delay/3000?k=v")));
+        // The only reactor answers another connection at once: a blocked thread could not
+        // answer before the delay is over.
+        const HttpResponse fast = fetch(echo.port(), get("/anything/meanwhile"));
+        const auto fast_done = Clock::now();
+        CHECK(fast.status == 200);
+        CHECK(fast.body_json()["path"] == "/anything/meanwhile");
+        CHECK_MESSAGE(fast_done - start < 3000ms, "a request during /delay/3000 waited for it");
+        CHECK(slow.silent_for(0ms)); // and the delayed answer has not come yet
+        const auto r = slow.read_response(false, 15s);
+        REQUIRE(r.has_value());
+        CHECK(Clock::now() - start >= 3000ms);
+        CHECK(r->status == 200);
+        const json j = r->body_json();
+        CHECK(j["method"] == "GET");
+        CHECK(j["path"] == "/delay/3000");
+        CHECK(j["query"] == json::parse(R"({"k":["v"]})"));
+    }
+    {
+        // Any method, the body echoed; 0 is no wait.
+        const HttpResponse r = fetch(echo.port(), post("/delay/0", "payload"));
+        CHECK(r.status == 200);
+        CHECK(r.body_json()["method"] == "POST");
+        CHECK(r.body_json()["body"] == "payload");
+        CHECK(fetch(echo.port(), get("/delay/10")).status == 200);
+    }
+    {
+        // The cap: 10 s.
+        Client c(echo.port());
+        for (const std::string_view ms : {"10001", "99999999999", "abc", "-1", "1.5", "1e3"}) {
+            INFO("ms '" << ms << "'");
+            REQUIRE(c.send(get("/delay/" + std::string(ms))));
+            const auto r = c.read_response(false, 5s); // at once, no waiting
+            REQUIRE(r.has_value());
+            CHECK(r->status == 400);
+            CHECK(r->body_json()["error"] == "the delay (ms) must be an integer from 0 to 10000");
+        }
+    }
+    {
+        // A client that resets during the delay: the server goes on and stops cleanly.
+        const int fd = test::connect_blocking(echo.port());
+        REQUIRE(test::write_all(fd, get("/delay/8000")));
+        std::this_thread::sleep_for(100ms); // (not needed for correctness: lets the handler start)
+        test::reset_close(fd);
+        CHECK(fetch(echo.port(), get("/anything/after-reset")).status == 200);
+    }
+    const auto stop_start = Clock::now();
+    CHECK(echo.stop(15s) == 0);
+    CHECK_MESSAGE(Clock::now() - stop_start < 7s, "the reset client's /delay/8000 held the shutdown up");
+}
+
+TEST_CASE("echo: /headers is an object of the request headers") {
+    EchoProcess echo;
+    {
+        const HttpResponse r =
+            fetch(echo.port(), get("/headers", "x-custom: one\r\nX-Dup: a\r\nAccept: */*\r\nX-Dup: b\r\n"));
+        CHECK(r.status == 200);
+        CHECK(r.header("Content-Type") == "application/json");
+        CHECK(r.body == R"({"headers":{"Host":"echo.test","X-Custom":"one","X-Dup":"a, b","Accept":"*/*"}})");
+        // Not for POST.
+        CHECK(fetch(echo.port(), post("/headers", "x")).status == 405);
+    }
+    CHECK(echo.stop() == 0);
+}
+
+TEST_CASE("echo: /ip is the client address; X-Forwarded-For only from a --trusted-proxy") {
+    SUBCASE("no trusted proxy: the header is ignored") {
+        EchoProcess echo;
+        const HttpResponse r = fetch(echo.port(), get("/ip", "X-Forwarded-For: 203.0.113.9\r\n"));
+        CHECK(r.status == 200);
+        CHECK(r.body == R"({"origin":"127.0.0.1"})");
+        CHECK(echo.stop() == 0);
+    }
+    SUBCASE("--trusted-proxy 127.0.0.0/8") {
+        EchoProcess echo({"--trusted-proxy", "127.0.0.0/8"});
+        CHECK(fetch(echo.port(), get("/ip", "X-Forwarded-For: 198.51.100.1, 203.0.113.9\r\n")).body ==
+              R"({"origin":"203.0.113.9"})");
+        CHECK(fetch(echo.port(), get("/ip")).body == R"({"origin":"127.0.0.1"})");
+        CHECK(echo.stop() == 0);
+    }
+    SUBCASE("an invalid --trusted-proxy exits 2 naming the flag") {
+        const auto [out, rc] = run_shell("timeout 10 '" + echo_path() + "' --port 0 --trusted-proxy 'not-an-ip' 2>&1");
+        CHECK(rc == 2);
+        CHECK(out.find("--trusted-proxy") != std::string::npos);
+    }
+}
+
+TEST_CASE("echo: /bytes/:n streams n pseudo-random bytes, reproducible with ?seed=") {
+    EchoProcess echo;
+    {
+        Client c(echo.port());
+        const std::size_t n = (1U << 20) + 13; // several 64 KiB pieces and a partial 8-byte word
+        REQUIRE(c.send(get("/bytes/" + std::to_string(n) + "?seed=42")));
+        const auto r = c.read_response(false, 30s);
+        REQUIRE(r.has_value());
+        CHECK(r->status == 200);
+        CHECK(r->header("Content-Type") == "application/octet-stream");
+        CHECK(r->header("Content-Length") == std::to_string(n));
+        CHECK(!r->header("Transfer-Encoding").has_value());
+        REQUIRE(r->body.size() == n);
+        CHECK(r->body == splitmix_bytes(42, n));
+        // Same seed, same bytes; a prefix of the same stream for a shorter n.
+        REQUIRE(c.send(get("/bytes/20?seed=42")));
+        const auto again = c.read_response();
+        REQUIRE(again.has_value());
+        CHECK(again->body == r->body.substr(0, 20));
+        REQUIRE(c.send(get("/bytes/16?seed=18446744073709551615")));
+        const auto max_seed = c.read_response();
+        REQUIRE(max_seed.has_value());
+        CHECK(max_seed->body == splitmix_bytes(18446744073709551615ULL, 16));
+        // Without a seed: random, so two answers differ.
+        REQUIRE(c.send(get("/bytes/64") + get("/bytes/64")));
+        const auto a = c.read_response();
+        const auto b = c.read_response();
+        REQUIRE(a.has_value());
+        REQUIRE(b.has_value());
+        CHECK(a->body.size() == 64);
+        CHECK(b->body.size() == 64);
+        CHECK(a->body != b->body);
+        // Zero bytes.
+        REQUIRE(c.send(get("/bytes/0")));
+        const auto zero = c.read_response();
+        REQUIRE(zero.has_value());
+        CHECK(zero->status == 200);
+        CHECK(zero->header("Content-Length") == "0");
+        CHECK(zero->body.empty());
+        // HEAD at the cap: the length, no body (and nothing generated).
+        REQUIRE(c.send("HEAD /bytes/104857600 HTTP/1.1\r\nHost: echo.test\r\n\r\n"));
+        const auto head = c.read_response(true);
+        REQUIRE(head.has_value());
+        CHECK(head->status == 200);
+        CHECK(head->header("Content-Length") == "104857600");
+        CHECK(c.silent_for(100ms)); // no body bytes follow
+        // Over the cap and malformed values: 400.
+        for (const std::string_view target : {"/bytes/104857601", "/bytes/abc", "/bytes/-1", "/bytes/10?seed=x",
+                                              "/bytes/10?seed=18446744073709551616", "/bytes/10?seed="}) {
+            INFO("target " << target);
+            REQUIRE(c.send(get(target)));
+            const auto bad = c.read_response();
+            REQUIRE(bad.has_value());
+            CHECK(bad->status == 400);
+            CHECK(bad->header("Content-Type") == "application/json");
+        }
+        // The connection is still in step.
+        REQUIRE(c.send(get("/anything/after-bytes")));
+        const auto next = c.read_response();
+        REQUIRE(next.has_value());
+        CHECK(next->body_json()["path"] == "/anything/after-bytes");
+    }
+    CHECK(echo.stop() == 0);
+}
+
+TEST_CASE("echo: /stream/:n sends n chunks, one JSON line each") {
+    EchoProcess echo;
+    {
+        Client c(echo.port());
+        REQUIRE(c.send(get("/stream/5?q=1")));
+        const auto r = c.read_response();
+        REQUIRE(r.has_value());
+        CHECK(r->status == 200);
+        CHECK(r->header("Transfer-Encoding") == "chunked");
+        CHECK(!r->header("Content-Length").has_value());
+        CHECK(r->header("Content-Type") == "application/json");
+        REQUIRE(r->chunks.size() == 5);
+        for (std::size_t i = 0; i < r->chunks.size(); ++i) {
+            INFO("chunk " << i);
+            const std::string& line = r->chunks[i];
+            REQUIRE(line.ends_with("\n"));
+            CHECK(line.find('\n') == line.size() - 1); // one line per chunk
+            CHECK(line.starts_with(R"({"id":)" + std::to_string(i) + R"(,"method":"GET","path":"/stream/5",)"));
+            const json j = json::parse(line);
+            CHECK(j["id"] == i);
+            CHECK(j["query"] == json::parse(R"({"q":["1"]})"));
+        }
+        // The connection goes on after the last chunk.
+        REQUIRE(c.send(get("/stream/1")));
+        const auto one = c.read_response();
+        REQUIRE(one.has_value());
+        CHECK(one->chunks.size() == 1);
+        REQUIRE(c.send(get("/stream/101") + get("/stream/x")));
+        for (int i = 0; i < 2; ++i) {
+            const auto bad = c.read_response();
+            REQUIRE(bad.has_value());
+            CHECK(bad->status == 400);
+            CHECK(bad->body_json()["error"] == "the line count must be an integer from 0 to 100");
+        }
+        REQUIRE(c.send(get("/stream/100")));
+        const auto hundred = c.read_response();
+        REQUIRE(hundred.has_value());
+        CHECK(hundred->chunks.size() == 100);
+    }
+    CHECK(echo.stop() == 0);
+}
+
+TEST_CASE("echo: /gzip is a gzip-encoded JSON echo") {
+    EchoProcess echo;
+    {
+        Client c(echo.port());
+        REQUIRE(c.send(get("/gzip", "Accept-Encoding: gzip\r\n")));
+        const auto r = c.read_response();
+        REQUIRE(r.has_value());
+        CHECK(r->status == 200);
+        CHECK(r->header("Content-Encoding") == "gzip");
+        CHECK(r->header("Content-Type") == "application/json");
+        REQUIRE(r->body.size() > 18);
+        CHECK(static_cast<unsigned char>(r->body[0]) == 0x1f); // the gzip magic
+        CHECK(static_cast<unsigned char>(r->body[1]) == 0x8b);
+        const auto plain = gunzip(r->body);
+        REQUIRE_MESSAGE(plain.has_value(), "the body is not a complete gzip stream");
+        const json j = json::parse(*plain);
+        CHECK(j["gzipped"] == true);
+        CHECK(j["method"] == "GET");
+        CHECK(j["path"] == "/gzip");
+        CHECK(j["headers"] == json::parse(R"([["Host","echo.test"],["Accept-Encoding","gzip"]])"));
+        // httpbin's /gzip is gzip whatever the client accepts.
+        REQUIRE(c.send(get("/gzip")));
+        const auto plain_client = c.read_response();
+        REQUIRE(plain_client.has_value());
+        CHECK(plain_client->header("Content-Encoding") == "gzip");
+        const auto text = gunzip(plain_client->body);
+        REQUIRE(text.has_value());
+        CHECK(json::parse(*text)["gzipped"] == true);
+    }
+    CHECK(echo.stop() == 0);
+}
+
+TEST_CASE("echo: /redirect/:n is a chain of 302s ending at /get") {
+    EchoProcess echo;
+    {
+        Client c(echo.port());
+        std::string target = "/redirect/3";
+        std::vector<std::string> seen;
+        int hops = 0;
+        for (; hops < 10; ++hops) {
+            REQUIRE(c.send(get(target)));
+            const auto r = c.read_response();
+            REQUIRE(r.has_value());
+            if (r->status != 302) {
+                CHECK(r->status == 200);
+                CHECK(r->body_json()["path"] == "/get");
+                break;
+            }
+            REQUIRE(r->header("Location").has_value());
+            target = *r->header("Location");
+            seen.push_back(target);
+        }
+        CHECK(hops == 3);
+        CHECK(seen == std::vector<std::string>{"/redirect/2", "/redirect/1", "/get"});
+        for (const std::string_view bad : {"/redirect/0", "/redirect/101", "/redirect/x"}) {
+            INFO("target " << bad);
+            REQUIRE(c.send(get(bad)));
+            const auto r = c.read_response();
+            REQUIRE(r.has_value());
+            CHECK(r->status == 400);
+        }
+    }
+    if (run_shell("command -v curl >/dev/null 2>&1").second == 0) {
+        const auto [out, rc] = run_shell("timeout 30 curl -sL --noproxy '*' --max-time 20 -o /dev/null "
+                                         "-w '%{http_code} %{num_redirects} %{url_effective}' '" +
+                                         echo.url("/redirect/5") + "'");
+        CHECK(rc == 0);
+        CHECK(out == "200 5 " + echo.url("/get"));
+    }
+    CHECK(echo.stop() == 0);
+}
+
+TEST_CASE("echo: /cookies, /cookies/set and /cookies/delete") {
+    EchoProcess echo;
+    {
+        Client c(echo.port());
+        REQUIRE(c.send(get("/cookies")));
+        const auto none = c.read_response();
+        REQUIRE(none.has_value());
+        CHECK(none->status == 200);
+        CHECK(none->body == R"({"cookies":{}})");
+
+        REQUIRE(c.send(get("/cookies", "Cookie: a=1; b=\"two\"\r\nCookie: c=3; a=ignored\r\n")));
+        const auto jar = c.read_response();
+        REQUIRE(jar.has_value());
+        CHECK(jar->body == R"({"cookies":{"a":"1","b":"two","c":"3"}})");
+
+        REQUIRE(c.send(get("/cookies/set?session=abc123&theme=dark")));
+        const auto set = c.read_response();
+        REQUIRE(set.has_value());
+        CHECK(set->status == 302);
+        CHECK(set->header("Location") == "/cookies");
+        CHECK(set->header_values("Set-Cookie") == std::vector<std::string>{"session=abc123; Path=/", "theme=dark; Path=/"});
+
+        REQUIRE(c.send(get("/cookies/delete?session")));
+        const auto del = c.read_response();
+        REQUIRE(del.has_value());
+        CHECK(del->status == 302);
+        CHECK(del->header("Location") == "/cookies");
+        CHECK(del->header_values("Set-Cookie") ==
+              std::vector<std::string>{"session=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0"});
+
+        // A name that is not a token, a value outside cookie-octet: 400, no cookie set.
+        for (const std::string_view target : {"/cookies/set?bad%20name=1", "/cookies/set?ok=1&x=a%3Bb", "/cookies/delete?a%2Cb"}) {
+            INFO("target " << target);
+            REQUIRE(c.send(get(target)));
+            const auto bad = c.read_response();
+            REQUIRE(bad.has_value());
+            CHECK(bad->status == 400);
+            CHECK(bad->header_count("Set-Cookie") == 0);
+        }
+    }
+    if (run_shell("command -v curl >/dev/null 2>&1").second == 0) {
+        // A client with a cookie jar: set, follow to /cookies, which sees them.
+        const auto [out, rc] = run_shell("timeout 30 curl -sL --noproxy '*' --max-time 20 -c /dev/null '" +
+                                         echo.url("/cookies/set?k1=v1&k2=v2") + "'");
+        CHECK(rc == 0);
+        CHECK(json::parse(out) == json::parse(R"({"cookies":{"k1":"v1","k2":"v2"}})")); // curl picks the order
+    }
+    CHECK(echo.stop() == 0);
+}
+
+TEST_CASE("echo: /basic-auth/:user/:pass") {
+    EchoProcess echo;
+    {
+        Client c(echo.port());
+        const auto ask = [&c](const std::string& authorization) {
+            const std::string extra = authorization.empty() ? std::string() : "Authorization: " + authorization + "\r\n";
+            REQUIRE(c.send(get("/basic-auth/ada/s3cr%3At", extra)));
+            auto r = c.read_response();
+            REQUIRE(r.has_value());
+            return std::move(*r);
+        };
+        const HttpResponse ok = ask("Basic " + base64("ada:s3cr:t"));
+        CHECK(ok.status == 200);
+        CHECK(ok.body == R"({"authenticated":true,"user":"ada"})");
+        CHECK(ask("basic   " + base64("ada:s3cr:t")).status == 200); // scheme is case-insensitive
+        const std::vector<std::string> wrongs = {
+            "", "Basic " + base64("ada:s3cr:T"), "Basic " + base64("ada:s3cr:t "), "Basic " + base64("ada:s3cr"),
+            "Basic " + base64("bob:s3cr:t"), "Basic " + base64(""), "Bearer " + base64("ada:s3cr:t"),
+            "Basic not*base64", "Basic " + base64("ada:s3cr:t") + "x", "Basic"};
+        for (const std::string& wrong : wrongs) {
+            INFO("Authorization: '" << wrong << "'");
+            const HttpResponse r = ask(wrong);
+            CHECK(r.status == 401);
+            CHECK(r.header("WWW-Authenticate") == R"(Basic realm="Fake Realm", charset="UTF-8")");
+            CHECK(r.body == R"({"authenticated":false})");
+        }
+        // The connection is still usable after the 401s.
+        CHECK(ask("Basic " + base64("ada:s3cr:t")).status == 200);
+    }
+    CHECK(echo.stop() == 0);
+}
+
+TEST_CASE("echo: /sse sends count events interval_ms apart, then ends") {
+    EchoProcess echo;
+    {
+        Client c(echo.port());
+        const auto start = Clock::now();
+        REQUIRE(c.send(get("/sse?count=3&interval_ms=150")));
+        const auto r = c.read_response(false, 10s);
+        REQUIRE(r.has_value());
+        CHECK(Clock::now() - start >= 300ms); // two pauses
+        CHECK(r->status == 200);
+        CHECK(r->header("Content-Type") == "text/event-stream");
+        CHECK(r->header("Cache-Control") == "no-cache");
+        CHECK(r->header("Transfer-Encoding") == "chunked");
+        CHECK(r->chunks == std::vector<std::string>{"id: 1\ndata: {\"count\":1}\n\n", "id: 2\ndata: {\"count\":2}\n\n",
+                                                    "id: 3\ndata: {\"count\":3}\n\n"});
+        // Defaults are 10 events a second apart; bounds are checked.
+        for (const std::string_view target : {"/sse?count=0", "/sse?count=1001", "/sse?count=x", "/sse?interval_ms=10001",
+                                              "/sse?count=2&interval_ms=-5"}) {
+            INFO("target " << target);
+            REQUIRE(c.send(get(target)));
+            const auto bad = c.read_response();
+            REQUIRE(bad.has_value());
+            CHECK(bad->status == 400);
+        }
+        REQUIRE(c.send(get("/sse?count=1&interval_ms=10000")));
+        const auto single = c.read_response(false, 5s); // no pause after the last event
+        REQUIRE(single.has_value());
+        CHECK(single->chunks == std::vector<std::string>{"id: 1\ndata: {\"count\":1}\n\n"});
+    }
+    CHECK(echo.stop() == 0);
+}
+
+TEST_CASE("echo: SIGTERM ends a running /sse stream and the server exits") {
+    EchoProcess echo;
+    Client c(echo.port());
+    REQUIRE(c.send(get("/sse?count=1000&interval_ms=1000")));
+    const auto deadline = Clock::now() + 10s;
+    const auto head = c.read_head(deadline);
+    REQUIRE(head.has_value());
+    CHECK(head->status == 200);
+    const auto first = c.read_chunk(deadline);
+    REQUIRE(first.has_value());
+    CHECK(*first == "id: 1\ndata: {\"count\":1}\n\n");
+    const auto start = Clock::now();
+    CHECK(echo.stop(10s) == 0);
+    CHECK(Clock::now() - start < 5s);
+    // What was sent before the stop: maybe another event, then the last chunk and the close.
+    std::size_t events = 1;
+    for (;;) {
+        const auto chunk = c.read_chunk(Clock::now() + 5s);
+        REQUIRE_MESSAGE(chunk.has_value(), "the stream did not end with its last chunk");
+        if (chunk->empty()) {
+            break;
+        }
+        ++events;
+        CHECK(chunk->starts_with("id: " + std::to_string(events) + "\n"));
+    }
+    CHECK(events < 1000);
+    const auto rest = c.read_to_eof(5s);
+    REQUIRE(rest.has_value());
+    CHECK(rest->empty());
+}
+
+TEST_CASE("echo: --help lists the routes; unknown paths are still 404") {
+    const auto [out, rc] = run_shell("timeout 10 '" + echo_path() + "' --help");
+    CHECK(rc == 0);
+    for (const std::string_view route :
+         {"/anything", "/get", "/status/:code", "/delay/:ms", "/headers", "/ip", "/bytes/:n", "/stream/:n", "/gzip",
+          "/redirect/:n", "/cookies", "/cookies/set", "/cookies/delete", "/basic-auth/:user/:pass", "/sse",
+          "--trusted-proxy"}) {
+        INFO("route: " << route);
+        CHECK(out.find(route) != std::string::npos);
+    }
+    EchoProcess echo;
+    for (const std::string_view path : {"/", "/getx", "/status", "/bytes", "/headers/x", "/cookies/other"}) {
+        INFO("path: " << path);
+        const HttpResponse r = fetch(echo.port(), get(path));
+        CHECK(r.status == 404);
+        CHECK(r.body == "Not Found: try /anything (ringwork-echo --help lists the routes)\n");
+    }
+    CHECK(echo.stop() == 0);
 }

@@ -1884,7 +1884,10 @@ runtime::Task<> Server::serve(io::Listener& listener) { co_await serve(std::span
 runtime::Task<> Server::serve(std::span<io::Listener> listeners) {
     detail::ReactorState& st = state_for_current_reactor();
     // The reactor stopping (signal, Runtime::stop) starts a graceful shutdown of this share.
-    auto begin = [s = &st]() noexcept { s->begin_shutdown(); };
+    auto begin = [this, s = &st]() noexcept {
+        shutting_down_.store(true, std::memory_order_release); // a signal too: mw::health drains
+        s->begin_shutdown();
+    };
     runtime::StopCallback<decltype(begin)> on_stop(st.reactor.stop_token(), begin);
     if (st.options.max_idle_worker_duration.count() > 0) {
         st.reactor.spawn(detail::run_reaper(&st, st.options.max_idle_worker_duration)

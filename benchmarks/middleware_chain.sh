@@ -40,38 +40,16 @@ done
 CLK_TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d /tmp/middleware_chain.XXXXXX)
 SERVER_PID=""
-WRK_PID=""
 
-# True while the process runs (a zombie awaiting `wait` does not count).
-alive() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ "${stat:0:1}" != Z ]]
-}
+# shellcheck source=benchmarks/lib.sh
+source benchmarks/lib.sh
 
 stop_server() {
-    local pid=$SERVER_PID
-    [[ -n "$pid" ]] || return 0
-    if alive "$pid"; then
-        kill -INT "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            alive "$pid" || break
-            sleep 0.1
-        done
-        if alive "$pid"; then
-            echo "middleware_chain.sh: app_server (pid $pid) ignored SIGINT for 5 s, killing it" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$pid" 2>/dev/null || true
+    stop_pid "$SERVER_PID" app_server
     SERVER_PID=""
 }
 cleanup() {
-    if [[ -n "$WRK_PID" ]]; then
-        kill -INT "$WRK_PID" 2>/dev/null || true
-        wait "$WRK_PID" 2>/dev/null || true
-    fi
+    stop_loader
     stop_server
     rm -rf "$WORK"
 }
@@ -119,32 +97,6 @@ EOF
 done
 
 # --- helpers ---------------------------------------------------------------------------------
-# utime+stime of a process in clock ticks (fields 14 and 15; the comm field may hold spaces).
-cpu_ticks() {
-    local stat
-    stat=$(<"/proc/$1/stat")
-    stat=${stat##*) }
-    # after "comm) ": field 3 is state, so utime/stime are words 12 and 13 here
-    awk '{ print $12 + $13 }' <<<"$stat"
-}
-
-median() {
-    sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit }
-        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-# wrk -t1 -c$CONNECTIONS pinned to CLIENT_CPU for `seconds`, bounded by a timeout (see the trap).
-run_wrk() { # seconds, wrk args...
-    local seconds=$1 rc=0
-    shift
-    timeout $((seconds + 30)) taskset -c "$CLIENT_CPU" \
-        wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" "$@" &
-    WRK_PID=$!
-    wait "$WRK_PID" || rc=$?
-    WRK_PID=""
-    return "$rc"
-}
-
 # The wrk arguments of a scenario against a route (the URL last).
 wrk_args() { # route, scenario
     local route=$1 scenario=$2
@@ -159,12 +111,7 @@ wrk_args() { # route, scenario
 start_server() {
     taskset -c "$SERVER_CPU" "$SERVER_BIN" --port "$PORT" --threads 1 >"$WORK/server.out" 2>"$WORK/server.err" &
     SERVER_PID=$!
-    for _ in $(seq 100); do
-        grep -q listening "$WORK/server.out" 2>/dev/null && break
-        alive "$SERVER_PID" || break
-        sleep 0.1
-    done
-    if ! grep -q listening "$WORK/server.out" 2>/dev/null; then
+    if ! wait_for_line "$WORK/server.out" listening "$SERVER_PID" 100; then
         echo "middleware_chain.sh: app_server did not start" >&2
         cat "$WORK/server.err" >&2
         exit 1
@@ -196,25 +143,10 @@ check_routes() {
 
 # One wrk run; appends "req/s us/request" to $WORK/<route>-<scenario>.
 measure() { # route, scenario
-    local route=$1 scenario=$2 label="$1-$2" before after requests rps ticks
+    local route=$1 scenario=$2 label="$1-$2"
     local -a args
     mapfile -d '' -t args < <(wrk_args "$route" "$scenario")
-    before=$(cpu_ticks "$SERVER_PID")
-    run_wrk "$DURATION" "${args[@]}" >"$WORK/wrk.out" 2>&1 ||
-        { echo "middleware_chain.sh: wrk failed on $label" >&2; cat "$WORK/wrk.out" >&2; exit 1; }
-    if ! alive "$SERVER_PID"; then
-        echo "middleware_chain.sh: app_server (pid $SERVER_PID) died during the run" >&2
-        sed 's/^/  /' "$WORK/server.err" >&2
-        exit 1
-    fi
-    after=$(cpu_ticks "$SERVER_PID")
-    requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk.out")
-    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$WORK/wrk.out")
-    if [[ -z "$requests" || "$requests" == 0 ]]; then
-        echo "middleware_chain.sh: wrk completed no request on $label" >&2
-        cat "$WORK/wrk.out" >&2
-        exit 1
-    fi
+    wrk_measure "$SERVER_PID" "$label" "$WORK/server.err" "$WORK/wrk.out" "$DURATION" "${args[@]}"
     if grep -q 'Non-2xx' "$WORK/wrk.out"; then
         echo "middleware_chain.sh: non-2xx answers on $label (the route is not what is measured):" >&2
         cat "$WORK/wrk.out" >&2
@@ -223,12 +155,8 @@ measure() { # route, scenario
     if grep -q 'Socket errors' "$WORK/wrk.out"; then
         grep 'Socket errors' "$WORK/wrk.out" | sed 's/^/    wrk: /'
     fi
-    ticks=$((after - before))
-    awk -v r="$requests" -v rps="$rps" -v t="$ticks" -v hz="$CLK_TCK" -v l="$label" \
-        'BEGIN { printf "  %-24s %9.0f req/s %9d requests  server CPU %6.2fs  %6.3f us/request\n",
-                 l, rps, r, t / hz, t / hz * 1e6 / r }'
-    awk -v r="$requests" -v rps="$rps" -v t="$ticks" -v hz="$CLK_TCK" \
-        'BEGIN { printf "%.0f %.4f\n", rps, t / hz * 1e6 / r }' >>"$WORK/$label"
+    measure_line "$label" 24
+    measure_record "$WORK/$label"
 }
 
 # --- run -------------------------------------------------------------------------------------

@@ -272,7 +272,7 @@ private:
             --st_.carry_held;
         }
     }
-    /// reduce_memory_usage: an idle connection gives its buffers back (once nothing is in flight).
+    /// An idle connection gives its buffers back to the pools (once nothing is in flight).
     void release_idle_buffers();
     // --- state, logging ------------------------------------------------------------------
     void set_state(ConnState s) noexcept {
@@ -644,7 +644,7 @@ void Connection::on_send(io::Operation* op, int res, std::uint32_t /*flags*/) no
         c->start_send();
     } else if (c->drain_waiter_ && (c->pending_.empty() || c->send_error_ != 0)) {
         r.schedule(std::exchange(c->drain_waiter_, nullptr));
-    } else if (c->idle_ && c->st_.options.reduce_memory_usage) {
+    } else if (c->idle_) {
         c->release_idle_buffers(); // the last response of a batch left while the connection idles
     }
 }
@@ -1067,9 +1067,7 @@ runtime::Task<> Connection::run() {
             if (state_ == ConnState::active) {
                 set_state(ConnState::idle);
             }
-            if (o.reduce_memory_usage) {
-                release_idle_buffers();
-            }
+            release_idle_buffers(); // an idle keep-alive connection holds no buffer
         }
         auto r = co_await receive(limit);
         idle_ = false;

@@ -216,8 +216,9 @@ struct ServerOptions {
     /// arrives, with no size limit of the server's (fasthttp: StreamRequestBody). Bodies
     /// within the limit are gathered as usual. 100-continue is sent on the first read_body().
     bool stream_request_body = false;
-    /// Idle keep-alive connections hold no output or carry buffer (given back to the pools
-    /// between requests), and the pools are trimmed every max_idle_worker_duration.
+    /// The pools (output, body, carry, spare buffers, frames) are trimmed every
+    /// max_idle_worker_duration, not only when workers retire. (Idle keep-alive connections
+    /// hold no output or carry buffer either way: they go back to the pools between requests.)
     bool reduce_memory_usage = false;
     /// Bytes per provided receive buffer of the reactors listen_and_serve() starts (power of
     /// two in [256, 1 MiB]). Unlike fasthttp it does not limit the head (see max_header_bytes).

@@ -55,7 +55,9 @@ std::string SocketAddress::path() const {
     const auto* un = reinterpret_cast<const sockaddr_un*>(&storage); // NOLINT: sockaddr API
     const std::size_t n = length - offsetof(sockaddr_un, sun_path);
     if (un->sun_path[0] == '\0') {
-        return "@" + std::string(un->sun_path + 1, n - 1);
+        std::string name(1, '@'); // built in place: "@" + std::string trips GCC 12's -Wrestrict at -O3
+        name.append(un->sun_path + 1, n - 1);
+        return name;
     }
     return std::string(un->sun_path, ::strnlen(un->sun_path, n));
 }

@@ -193,3 +193,30 @@ build_bare_loop() { # out
     dir=$(dirname "${BASH_SOURCE[0]}")
     gcc -O2 -o "$1" "$dir/peers/bare_loop.c" -luring
 }
+
+# --- servers a script starts; stopped, and $WORK removed, when it exits ----------------------
+declare -A SERVER_PID=()  # name -> pid of the process started (nginx: its master)
+# shellcheck disable=SC2034 # read by the scripts that source this file
+declare -A SERVER_PORT=() # name -> port
+
+stop_server() { # name
+    local pid=${SERVER_PID[$1]:-}
+    [[ -n "$pid" ]] || return 0
+    stop_pid "$pid" "$1"
+    unset "SERVER_PID[$1]"
+}
+cleanup() {
+    local name
+    stop_loader
+    for name in "${!SERVER_PID[@]}"; do
+        stop_server "$name"
+    done
+    rm -rf "$WORK"
+}
+# bash runs traps only after a foreground child ends, and `timeout` moves wrk into a process group
+# of its own (a terminal's Ctrl-C misses it): loaders run in the background and `wait` lets the
+# trap fire at once; cleanup then stops the loader and the servers.
+install_cleanup() {
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+}

@@ -39,25 +39,10 @@ for tool in wrk taskset getconf awk meson ninja; do
 done
 CLK_TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d /tmp/middleware_chain.XXXXXX)
-SERVER_PID=""
-
 # shellcheck source=benchmarks/lib.sh
 source benchmarks/lib.sh
 
-stop_server() {
-    stop_pid "$SERVER_PID" app_server
-    SERVER_PID=""
-}
-cleanup() {
-    stop_loader
-    stop_server
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-# bash runs traps only after a foreground child ends, and `timeout` moves wrk into a process group
-# of its own (a terminal's Ctrl-C misses it): wrk runs in the background and `wait` lets this trap
-# fire at once; cleanup then stops wrk and the server.
-trap 'exit 130' INT TERM
+install_cleanup
 
 # --- build -----------------------------------------------------------------------------------
 if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
@@ -110,13 +95,13 @@ wrk_args() { # route, scenario
 
 start_server() {
     taskset -c "$SERVER_CPU" "$SERVER_BIN" --port "$PORT" --threads 1 >"$WORK/server.out" 2>"$WORK/server.err" &
-    SERVER_PID=$!
-    if ! wait_for_line "$WORK/server.out" listening "$SERVER_PID" 100; then
+    SERVER_PID[app_server]=$!
+    if ! wait_for_line "$WORK/server.out" listening "${SERVER_PID[app_server]}" 100; then
         echo "middleware_chain.sh: app_server did not start" >&2
         cat "$WORK/server.err" >&2
         exit 1
     fi
-    echo "== app_server: pid $SERVER_PID on CPU $SERVER_CPU, port $PORT, 1 reactor"
+    echo "== app_server: pid ${SERVER_PID[app_server]} on CPU $SERVER_CPU, port $PORT, 1 reactor"
 }
 
 # One request per route: 200 "Hello, World!", and the built-in chain's headers on builtin5.
@@ -146,7 +131,7 @@ measure() { # route, scenario
     local route=$1 scenario=$2 label="$1-$2"
     local -a args
     mapfile -d '' -t args < <(wrk_args "$route" "$scenario")
-    wrk_measure "$SERVER_PID" "$label" "$WORK/server.err" "$WORK/wrk.out" "$DURATION" "${args[@]}"
+    wrk_measure "${SERVER_PID[app_server]}" "$label" "$WORK/server.err" "$WORK/wrk.out" "$DURATION" "${args[@]}"
     if grep -q 'Non-2xx' "$WORK/wrk.out"; then
         echo "middleware_chain.sh: non-2xx answers on $label (the route is not what is measured):" >&2
         cat "$WORK/wrk.out" >&2
@@ -182,7 +167,7 @@ for round in $(seq "$ROUNDS"); do
         done
     done
 done
-stop_server
+stop_server app_server
 sed 's/^/  /' "$WORK/server.err"
 
 echo "== medians over $ROUNDS rounds; load average now $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -27,31 +27,11 @@ for tool in wrk taskset getconf awk; do
 done
 CLK_TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d /tmp/reactor_canned.XXXXXX)
-declare -A SERVER_PID=()  # name -> pid
-declare -A SERVER_PORT=() # name -> port
 
 # shellcheck source=benchmarks/lib.sh
 source benchmarks/lib.sh
 
-stop_server() { # name
-    local pid=${SERVER_PID[$1]:-}
-    [[ -n "$pid" ]] || return 0
-    stop_pid "$pid" "$1"
-    unset "SERVER_PID[$1]"
-}
-cleanup() {
-    local name
-    stop_loader
-    for name in "${!SERVER_PID[@]}"; do
-        stop_server "$name"
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-# bash runs traps only after a foreground child ends, and `timeout` moves wrk into a process group
-# of its own (a terminal's Ctrl-C misses it): wrk runs in the background and `wait` lets this trap
-# fire at once; cleanup then stops wrk and the servers.
-trap 'exit 130' INT TERM
+install_cleanup
 
 # --- build -----------------------------------------------------------------------------------
 echo "== building canned_server in $BUILD_DIR"

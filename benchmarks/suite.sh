@@ -118,26 +118,7 @@ ensure_deps() {
 # --- work directory, servers, cleanup --------------------------------------------------------
 WORK=$(mktemp -d /tmp/ringwork-suite.XXXXXX)
 RAW="$WORK/raw.csv"
-declare -A SERVER_PID=()  # name -> pid of the process started (nginx: its master)
-declare -A SERVER_PORT=() # name -> port
-
-stop_server() { # name
-    local pid=${SERVER_PID[$1]:-}
-    [[ -n "$pid" ]] || return 0
-    stop_pid "$pid" "$1"
-    unset "SERVER_PID[$1]"
-}
-cleanup() {
-    local name
-    stop_loader
-    for name in "${!SERVER_PID[@]}"; do
-        stop_server "$name"
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-# See lib.sh: loaders run in the background so that this trap fires at once.
-trap 'exit 130' INT TERM
+install_cleanup
 
 # A progress line with the time elapsed since the start.
 say() {

@@ -33,9 +33,9 @@ public:
     WorkerPool workers;
     std::chrono::steady_clock::time_point last_limit_log{};
     std::chrono::steady_clock::time_point last_per_ip_log{};
-    ServerStats stats;
-    std::uint64_t out_held = 0;    ///< output buffers taken from out_pool by live connections
-    std::uint64_t carry_held = 0;  ///< carry buffers taken from carry_pool by live connections
+    BasicServerStats<runtime::Counter> stats; ///< this reactor's share; read by Server::stats() from any thread
+    runtime::Counter out_held;    ///< output buffers taken from out_pool by live connections
+    runtime::Counter carry_held;  ///< carry buffers taken from carry_pool by live connections
     runtime::StopSource shutdown;  ///< fires when the server shuts down (this reactor's view)
     std::size_t active = 0;        ///< connections being served on this reactor
     Connection* connections = nullptr; ///< intrusive list of live connections

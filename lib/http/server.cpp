@@ -2157,7 +2157,7 @@ ServerStats Server::stats() const {
     ServerStats total;
     std::lock_guard lock(states_mutex_);
     for (const auto& s : states_) {
-        const ServerStats& x = s->stats;
+        const auto& x = s->stats;
         total.connections_accepted += x.connections_accepted;
         total.connections_open += x.connections_open;
         total.requests += x.requests;

@@ -53,6 +53,7 @@ bool WorkerPool::serve(io::Socket& socket, const IpKey& ip) {
     if (!ready_.empty()) {
         Worker* w = ready_.back(); // FILO: the most recently used worker
         ready_.pop_back();
+        ready_count_ = ready_.size();
         w->next = std::move(socket);
         w->next_ip = ip;
         io::detail::current_impl().schedule(std::exchange(w->parked, nullptr));
@@ -72,6 +73,7 @@ void WorkerPool::park(Worker* w, std::coroutine_handle<> h) noexcept {
     w->last_use = io::Clock::now();
     // Keep room so a park never allocates: the stack never holds more than alive_ workers.
     ready_.push_back(w); // NOLINT: capacity reserved below
+    ready_count_ = ready_.size();
     if (ready_.capacity() < alive_) {
         ready_.reserve(alive_);
     }
@@ -88,6 +90,7 @@ std::size_t WorkerPool::retire_idle(io::Clock::time_point cutoff) {
         io::detail::current_impl().schedule(std::exchange((*it)->parked, nullptr));
     }
     ready_.erase(ready_.begin(), split);
+    ready_count_ = ready_.size();
     retired_ += n;
     return n;
 }
@@ -100,6 +103,7 @@ void WorkerPool::stop() {
         io::detail::current_impl().schedule(std::exchange(w->parked, nullptr));
     }
     ready_.clear();
+    ready_count_ = 0;
 }
 
 void WorkerPool::worker_ended() noexcept {
@@ -112,8 +116,8 @@ void WorkerPool::worker_ended() noexcept {
 WorkerPool::Stats WorkerPool::stats() const noexcept {
     Stats s;
     s.alive = alive_;
-    s.ready = ready_.size();
-    s.busy = alive_ - ready_.size();
+    s.ready = ready_count_;
+    s.busy = s.alive >= s.ready ? s.alive - s.ready : 0; // two loads: may be a moment apart
     s.created = created_;
     s.retired = retired_;
     return s;

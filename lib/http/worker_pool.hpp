@@ -4,6 +4,7 @@
 
 #include <ringwork/io/reactor.hpp>
 #include <ringwork/io/socket.hpp>
+#include <ringwork/runtime/counter.hpp>
 #include <ringwork/runtime/task.hpp>
 
 #include "http/per_ip.hpp"
@@ -57,7 +58,7 @@ public:
     [[nodiscard]] const std::vector<Worker*>& ready() const noexcept { return ready_; }
     [[nodiscard]] bool stopped() const noexcept { return stopped_; }
     /// Resumes when the last worker has ended (after stop()).
-    [[nodiscard]] std::size_t alive() const noexcept { return alive_; }
+    [[nodiscard]] std::size_t alive() const noexcept { return alive_.load(); }
     std::coroutine_handle<> all_gone_waiter{};
 
     // For the worker coroutine.
@@ -68,9 +69,11 @@ private:
     ReactorState& st_;
     std::size_t max_workers_;
     std::vector<Worker*> ready_;
-    std::size_t alive_ = 0;
-    std::uint64_t created_ = 0;
-    std::uint64_t retired_ = 0;
+    // Counters: written here, read by Server::stats() from any thread.
+    runtime::Counter alive_;
+    runtime::Counter ready_count_; ///< ready_.size()
+    runtime::Counter created_;
+    runtime::Counter retired_;
     bool stopped_ = false;
 };
 

@@ -2,6 +2,8 @@
 // ByteBuffer (growable bytes from a per-reactor pool) and Arena (per-request bump allocator).
 #pragma once
 
+#include <ringwork/runtime/counter.hpp>
+
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
@@ -120,11 +122,12 @@ private:
 /// \brief Per-reactor free list of ByteBuffers of a default capacity.
 class BufferPool {
 public:
+    /// Written by the owning reactor, readable from any thread (runtime::Counter).
     struct Stats {
-        std::uint64_t hits = 0;
-        std::uint64_t misses = 0; ///< a new buffer had to be allocated
-        std::uint64_t held = 0;   ///< buffers idle in the pool
-        std::uint64_t bytes_held = 0;
+        runtime::Counter hits;
+        runtime::Counter misses; ///< a new buffer had to be allocated
+        runtime::Counter held;   ///< buffers idle in the pool
+        runtime::Counter bytes_held;
     };
     explicit BufferPool(std::size_t capacity) : capacity_(capacity) {}
     ByteBuffer take() {

@@ -6,6 +6,7 @@
 #include <ringwork/http/response.hpp>
 #include <ringwork/io/runtime.hpp>
 #include <ringwork/io/socket.hpp>
+#include <ringwork/runtime/counter.hpp>
 #include <ringwork/runtime/task.hpp>
 
 #include <atomic>
@@ -231,36 +232,41 @@ struct ServerOptions {
     void validate() const;
 };
 
-/// \brief Counters of one reactor's share of a server (summed by Server::stats()).
-struct ServerStats {
-    std::uint64_t connections_accepted = 0;
-    std::uint64_t connections_open = 0;
-    std::uint64_t requests = 0;
-    std::uint64_t parse_errors = 0;
-    std::uint64_t head_copies = 0;      ///< handler suspended: head copied to the arena
-    std::uint64_t carry_copies = 0;     ///< a request spanned receive buffers
-    std::uint64_t exchange_pool_misses = 0;
-    std::uint64_t buffer_pool_misses = 0;
-    std::uint64_t sends = 0;
-    std::uint64_t rejected_concurrency = 0; ///< 503: Concurrency reached
-    std::uint64_t rejected_per_ip = 0;      ///< 429: MaxConnsPerIP reached
-    std::uint64_t workers_alive = 0;
-    std::uint64_t workers_ready = 0;
-    std::uint64_t workers_busy = 0;
-    std::uint64_t workers_created = 0;
-    std::uint64_t workers_retired = 0;
-    std::uint64_t out_buffers_held = 0;     ///< output buffers owned by live connections
-    std::uint64_t out_buffers_pooled = 0;   ///< idle output buffers in the pools
-    std::uint64_t carry_buffers_held = 0;   ///< carry buffers owned by live connections
-    std::uint64_t carry_buffers_pooled = 0; ///< idle carry buffers in the pools
-    std::uint64_t body_bytes_copied = 0;    ///< response body bytes copied into output buffers
-    std::uint64_t body_bytes_zero_copy = 0; ///< static body bytes sent from the caller's memory (sendmsg)
-    std::uint64_t reset_watches = 0;        ///< polls armed for a client reset (handler suspended)
-    std::uint64_t handlers_cancelled = 0;   ///< handlers whose stop token fired on a client reset
-    std::uint64_t handlers_detached = 0;    ///< handlers still running after respond_now() sent their answer
-    std::uint64_t bodies_streamed = 0;      ///< requests whose body the handler read with read_body()
-    std::uint64_t streamed_bodies_unread = 0; ///< ... and returned before its end (connection closed)
+/// \brief The server's statistics with fields of type T: std::uint64_t in a snapshot
+/// (ServerStats), runtime::Counter in each reactor's own share (written by that reactor only,
+/// summed by Server::stats() from any thread without a race).
+template <class T>
+struct BasicServerStats {
+    T connections_accepted{};
+    T connections_open{};
+    T requests{};
+    T parse_errors{};
+    T head_copies{};      ///< handler suspended: head copied to the arena
+    T carry_copies{};     ///< a request spanned receive buffers
+    T exchange_pool_misses{};
+    T buffer_pool_misses{};
+    T sends{};
+    T rejected_concurrency{}; ///< 503: Concurrency reached
+    T rejected_per_ip{};      ///< 429: MaxConnsPerIP reached
+    T workers_alive{};
+    T workers_ready{};
+    T workers_busy{};
+    T workers_created{};
+    T workers_retired{};
+    T out_buffers_held{};     ///< output buffers owned by live connections
+    T out_buffers_pooled{};   ///< idle output buffers in the pools
+    T carry_buffers_held{};   ///< carry buffers owned by live connections
+    T carry_buffers_pooled{}; ///< idle carry buffers in the pools
+    T body_bytes_copied{};    ///< response body bytes copied into output buffers
+    T body_bytes_zero_copy{}; ///< static body bytes sent from the caller's memory (sendmsg)
+    T reset_watches{};        ///< polls armed for a client reset (handler suspended)
+    T handlers_cancelled{};   ///< handlers whose stop token fired on a client reset
+    T handlers_detached{};    ///< handlers still running after respond_now() sent their answer
+    T bodies_streamed{};      ///< requests whose body the handler read with read_body()
+    T streamed_bodies_unread{}; ///< ... and returned before its end (connection closed)
 };
+/// \brief A snapshot of the server's statistics (Server::stats()).
+using ServerStats = BasicServerStats<std::uint64_t>;
 
 namespace detail {
 class PerIpTable;

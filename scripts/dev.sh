@@ -8,10 +8,13 @@ cd "$ROOT"
 
 # Debian packages the build, the tests and the benchmarks need. cmake is listed because Debian's
 # doctest-dev ships no pkg-config file: Meson finds doctest through its CMake package config.
+# nginx-light, haproxy and systemd (systemd-socket-activate) are for tests/deploy, which runs
+# docs/deployment.md's proxy configs and socket activation (the tests skip without them).
 DEPS=(
     meson ninja-build pkg-config cmake g++ clang libclang-rt-14-dev
     liburing-dev libfmt-dev nlohmann-json3-dev doctest-dev zlib1g-dev
     python3 curl wrk libhttp-parser-dev
+    nginx-light haproxy systemd
 )
 
 # Build directories of the test matrix: name, extra environment, Meson options.

@@ -22,6 +22,9 @@ DEPS=(
 BUILD_OPTS=(-Dwerror=true)
 ASAN_OPTS=('-Db_sanitize=address,undefined' -Db_lundef=false --buildtype=debug -Dwerror=true)
 CLANG_OPTS=(-Dwerror=true -Dtests=true -Dapps=true -Dbenchmarks=true)
+# libFuzzer targets (clang, ASan+UBSan on the fuzz targets only). `meson test --suite fuzz` builds
+# just what the fuzz suite needs, so the unit tests of this dir are never compiled.
+FUZZ_OPTS=(-Dfuzz=true -Dwerror=true -Dapps=false -Dbenchmarks=false)
 
 DRY_RUN=0
 
@@ -38,14 +41,16 @@ Commands:
                        which listens on 127.0.0.1:8080).
   test                 Install deps if needed, configure and build `build` (g++),
                        `build-asan` (g++, ASan+UBSan, debug) and `build-clang` (clang++),
-                       run their test suites and print a summary; exits non-zero on any
-                       failure. The last line is `N passed, M failed, K skipped`.
+                       run their test suites, run each libFuzzer target of `build-fuzz`
+                       (clang++) for a bounded time and print a summary; exits non-zero on
+                       any failure. The last line is `N passed, M failed, K skipped`.
   deps [--dry-run]     Only check/install the Debian packages the project needs.
   help                 Show this help.
 
 Environment:
   ASAN_OPTIONS / UBSAN_OPTIONS  Respected if set; otherwise `test` sets
                                 detect_leaks=1 / print_stacktrace=1:halt_on_error=1.
+  RINGWORK_FUZZ_SECONDS         Seconds each fuzz target runs in `test` (default 30).
 EOF
 }
 
@@ -185,14 +190,15 @@ cmd_test() {
     setup_dir build g++ "${BUILD_OPTS[@]}"
     setup_dir build-asan g++ "${ASAN_OPTS[@]}"
     setup_dir build-clang clang++ "${CLANG_OPTS[@]}"
+    setup_dir build-fuzz clang++ "${FUZZ_OPTS[@]}"
     build_dir build
     build_dir build-asan
     build_dir build-clang
 
     # Run every matrix entry even when an earlier one fails; collect the exit codes.
-    local rc_build=0 rc_asan=0 rc_clang=0
+    local rc_build=0 rc_asan=0 rc_clang=0 rc_fuzz=0
     rm -f build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
-        build-clang/meson-logs/testlog.json
+        build-clang/meson-logs/testlog.json build-fuzz/meson-logs/testlog.json
 
     log "meson test: build"
     meson test -C build --print-errorlogs --num-processes 2 --no-suite benchmark || rc_build=$?
@@ -200,15 +206,20 @@ cmd_test() {
     meson test -C build-asan --print-errorlogs --suite unit --suite integration || rc_asan=$?
     log "meson test: build-clang"
     meson test -C build-clang --print-errorlogs --suite unit || rc_clang=$?
+    # Each target fuzzes RINGWORK_FUZZ_SECONDS (default 30) and counts as one test.
+    log "meson test: build-fuzz (${RINGWORK_FUZZ_SECONDS:-30} s per fuzz target)"
+    meson test -C build-fuzz --print-errorlogs --suite fuzz || rc_fuzz=$?
 
-    log "meson test exit codes: build=$rc_build build-asan=$rc_asan build-clang=$rc_clang"
+    log "meson test exit codes: build=$rc_build build-asan=$rc_asan build-clang=$rc_clang" \
+        "build-fuzz=$rc_fuzz"
     local rc_summary=0
     python3 scripts/test_summary.py \
         --meson-rc "build=$rc_build" --meson-rc "build-asan=$rc_asan" \
-        --meson-rc "build-clang=$rc_clang" \
-        build build-asan build-clang || rc_summary=$?
+        --meson-rc "build-clang=$rc_clang" --meson-rc "build-fuzz=$rc_fuzz" \
+        build build-asan build-clang build-fuzz || rc_summary=$?
 
-    if ((rc_summary != 0 || rc_build != 0 || rc_asan != 0 || rc_clang != 0)); then
+    if ((rc_summary != 0 || rc_build != 0 || rc_asan != 0 || rc_clang != 0 ||
+        rc_fuzz != 0)); then
         return 1
     fi
     return 0

@@ -1424,7 +1424,12 @@ runtime::Task<io::Result<std::string_view>> Connection::stream_read(Exchange& x)
             in.failed = std::make_error_code(std::errc::timed_out);
             co_return in.failed;
         }
-        // The handler's cancellation (client reset, a timeout middleware) ends the wait too.
+        // The handler's cancellation (client reset, a timeout middleware) ends the wait too;
+        // checked first, because receive() starts from a fresh read_stop_.
+        if (caller.stop_requested()) {
+            in.failed = std::make_error_code(std::errc::operation_canceled);
+            co_return in.failed;
+        }
         runtime::StopRegistration cancel;
         cancel.arm(caller, [](void* source) noexcept { static_cast<runtime::StopSource*>(source)->request_stop(); },
                    &read_stop_);

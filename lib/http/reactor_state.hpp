@@ -7,6 +7,9 @@
 #include "http/serializer.hpp"
 #include "http/worker_pool.hpp"
 
+#include <ringwork/io/timer_node.hpp>
+
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -33,10 +36,23 @@ public:
     WorkerPool workers;
     std::chrono::steady_clock::time_point last_limit_log{};
     std::chrono::steady_clock::time_point last_per_ip_log{};
+    std::chrono::steady_clock::time_point last_accept_error_log{}; ///< EMFILE and co: its own minute
     BasicServerStats<runtime::Counter> stats; ///< this reactor's share; read by Server::stats() from any thread
     runtime::Counter out_held;    ///< output buffers taken from out_pool by live connections
     runtime::Counter carry_held;  ///< carry buffers taken from carry_pool by live connections
     runtime::StopSource shutdown;  ///< fires when the server shuts down (this reactor's view)
+    /// Fires when a shutdown's grace period ends: every connection's I/O ends at once (the
+    /// workers and reject() run on this token, never on the reactor's own stop, so a stopping
+    /// runtime does not cut the requests a graceful shutdown lets finish).
+    runtime::StopSource cut;
+    struct GraceTimer : io::TimerNode {
+        ReactorState* st = nullptr;
+    } grace_timer; ///< armed by begin_shutdown() while serve() runs; fires cut_connections()
+    bool grace_armed = false; ///< a grace period is running (or has ended) on this reactor
+    bool serving = false;     ///< serve() runs on this reactor (it disarms grace_timer at its end)
+    /// serve() returned: the reactor may be gone, so no other thread posts to it any more
+    /// (guarded by the Server's states mutex).
+    bool finished = false;
     std::size_t active = 0;        ///< connections being served on this reactor
     Connection* connections = nullptr; ///< intrusive list of live connections
     std::coroutine_handle<> drained_waiter{}; ///< serve() waiting for active == 0
@@ -57,8 +73,12 @@ public:
     struct ShutdownWork : io::RemoteWork {
         explicit ShutdownWork(ReactorState* s) noexcept;
         ReactorState* state;
+        std::atomic<bool> queued{false}; ///< posted and not yet run: never post a node twice
     } shutdown_work{this};
+    /// Stop accepting, close idle connections; arm the grace timer when the server has one.
     void begin_shutdown() noexcept;
+    /// End of the grace period: cancel every connection's I/O and its handler's waits.
+    void cut_connections() noexcept;
 
 private:
     std::vector<std::unique_ptr<Exchange>> free_exchanges_;

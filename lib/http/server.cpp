@@ -47,7 +47,8 @@ void ServerOptions::validate() const {
     }
     for (auto [field, v] : {std::pair{"read_timeout", read_timeout}, std::pair{"header_read_timeout", header_read_timeout},
                             std::pair{"idle_timeout", idle_timeout}, std::pair{"write_timeout", write_timeout},
-                            std::pair{"linger_timeout", linger_timeout}}) {
+                            std::pair{"linger_timeout", linger_timeout},
+                            std::pair{"shutdown_timeout", shutdown_timeout}}) {
         if (v.count() < 0) {
             fail(field, "must not be negative");
         }
@@ -99,12 +100,19 @@ std::string describe_exception(const std::exception_ptr& error) {
 // ReactorState
 
 ReactorState::ShutdownWork::ShutdownWork(ReactorState* s) noexcept
-    : RemoteWork([](RemoteWork* w) noexcept { static_cast<ShutdownWork*>(w)->state->begin_shutdown(); })
+    : RemoteWork([](RemoteWork* w) noexcept {
+        auto* self = static_cast<ShutdownWork*>(w);
+        self->queued.store(false, std::memory_order_release); // a later shutdown(grace) posts again
+        self->state->begin_shutdown();
+    })
     , state(s) {}
 
 ReactorState::ReactorState(Server& s, io::Reactor& r)
     : server(s), reactor(r), options(s.options()), out_pool(s.options().write_buffer_size), body_pool(4096)
-    , carry_pool(4096), workers(*this, s.options().concurrency) {}
+    , carry_pool(4096), workers(*this, s.options().concurrency) {
+    grace_timer.st = this;
+    grace_timer.fire_ = [](io::TimerNode* n) noexcept { static_cast<GraceTimer*>(n)->st->cut_connections(); };
+}
 
 Exchange* ReactorState::take_exchange() {
     if (!free_exchanges_.empty()) {
@@ -192,9 +200,17 @@ public:
     void stream_end(Exchange& x);
     void early_hints(Exchange& x);
 
+    /// The shutdown's grace period ended: stop reading and writing, fire the handler's stop
+    /// token; run() and finish() then close without lingering (the worker's I/O observes
+    /// ReactorState::cut too).
+    void cut() noexcept;
+
     Connection* next_ = nullptr;
     Connection* prev_ = nullptr;
     bool idle_ = true; ///< waiting for the first byte of a request (shutdown may close it)
+    /// Shutdown began: an idle keep-alive connection closes at once; a new one waiting for
+    /// its first request gets at most header_read_timeout more to send it.
+    void shutdown_began() noexcept;
     runtime::StopSource read_stop_; ///< fires on read deadlines and idle shutdown
 
 private:
@@ -459,6 +475,9 @@ Connection::~Connection() {
 }
 
 runtime::Task<io::Result<io::BufferLease>> Connection::receive(milliseconds limit) {
+    if (st_.cut.stop_requested()) { // read_stop_ is reset below: the cut must be checked first
+        co_return std::make_error_code(std::errc::operation_canceled);
+    }
     auto& timers = io::detail::current_impl().timers();
     if (limit.count() > 0) {
         timers.add(read_timer_, io::detail::ReactorImpl::to_tick_ceil(io::Clock::now() + limit));
@@ -615,8 +634,9 @@ void Connection::on_send(io::Operation* op, int res, std::uint32_t /*flags*/) no
     io::detail::ReactorImpl& r = io::detail::current_impl();
     if (res > 0) {
         so->done += static_cast<std::size_t>(res);
-        if (so->done < c->sending_.size() + c->sending_segs_.bytes) {
-            // Partial: continue from the completion, without resuming anyone.
+        if (so->done < c->sending_.size() + c->sending_segs_.bytes && c->send_error_ == 0) {
+            // Partial: continue from the completion, without resuming anyone (unless cut()
+            // failed the connection's output meanwhile).
             auto left = static_cast<std::size_t>(res);
             while (c->sending_segs_.count != 0 && left != 0) {
                 iovec& v = c->send_iov_[c->send_iov_first_];
@@ -1031,6 +1051,8 @@ runtime::Task<> Connection::dispatch(Exchange& x) {
         log_error(fmt::format("the client reset the connection while the handler ran{}", request_details(&x, true, {})),
                   true);
         x.hijack_ = nullptr;
+    } else if (error && st_.cut.stop_requested()) {
+        x.hijack_ = nullptr; // cancelled by the end of a shutdown's grace period: nobody answers
     } else if (error) {
         const std::string what = describe_exception(error);
         st_.log(fmt::format("handler failed{}: {}", request_details(&x, true, {}), what));
@@ -1048,11 +1070,18 @@ runtime::Task<> Connection::run() {
     for (;;) {
         // Need bytes: either nothing buffered or an incomplete head.
         const bool mid_request = window_from_carry() ? !carry_.empty() : pos_ < lease_.view().size();
-        if (closing_ || st_.shutdown.stop_requested()) {
+        // Shutdown: an idle keep-alive connection closes; a request already begun is read to
+        // its end; a new connection (one accepted from the backlog too) waits for its first
+        // request as for a head: its client connected before the listener closed.
+        const bool draining = st_.shutdown.stop_requested();
+        if (closing_ || (draining && !mid_request && requests_ != 0)) {
             break;
         }
         idle_ = !mid_request;
         milliseconds limit = idle;
+        if (draining && o.header_read_timeout.count() > 0) {
+            limit = o.header_read_timeout;
+        }
         if (mid_request) {
             // The head as a whole must arrive within header_read_timeout (and the request
             // within read_timeout) of its first byte: a client dripping bytes gains nothing.
@@ -1228,6 +1257,9 @@ runtime::Task<> Connection::run() {
                     co_return;
                 }
             }
+            // A shutdown that began while the handler ran: its answer says so (fasthttp
+            // decides CloseOnShutdown after the handler, too).
+            close = close || (o.close_on_shutdown && st_.shutdown.stop_requested());
             write_response(*x, close);
             st_.give_exchange(x);
             x = nullptr;
@@ -1303,7 +1335,9 @@ runtime::Task<> Connection::finish() {
     co_await drain_output();
     if (send_error_ != 0) {
         const std::error_code ec = io::make_error(send_error_);
-        if (ec == std::errc::operation_canceled) {
+        if (ec == std::errc::operation_canceled && st_.cut.stop_requested()) {
+            log_error("the shutdown grace period ended before the response was sent", true);
+        } else if (ec == std::errc::operation_canceled) {
             log_error("the response could not be sent within write_timeout", true);
         } else {
             log_error(fmt::format("error when writing a response: {}", ec.message()), io::is_disconnect(ec));
@@ -1600,9 +1634,63 @@ void ReactorState::begin_shutdown() noexcept {
     shutdown.request_stop();
     // Idle keep-alive connections close at once; busy ones finish their request first.
     for (Connection* c = connections; c != nullptr; c = c->next_) {
-        if (c->idle_) {
-            c->read_stop_.request_stop();
+        c->shutdown_began();
+    }
+    // The grace period, counted from the first shutdown that names one (serve() disarms it).
+    const std::int64_t grace = server.grace_ms();
+    if (grace >= 0 && serving && !grace_armed) {
+        grace_armed = true;
+        auto& impl = io::detail::current_impl();
+        impl.timers().add(grace_timer, io::detail::ReactorImpl::to_tick_ceil(io::Clock::now() + milliseconds(grace)));
+    }
+}
+
+void ReactorState::cut_connections() noexcept {
+    if (cut.stop_requested()) {
+        return;
+    }
+    std::size_t n = 0;
+    for (Connection* c = connections; c != nullptr; c = c->next_) {
+        c->cut();
+        ++n;
+    }
+    stats.connections_cut += n;
+    cut.request_stop(); // the workers' and reject()'s pending I/O ends now
+    if (n != 0) {
+        log(fmt::format("shutdown grace period over: {} connection(s) cut", n));
+    }
+}
+
+void Connection::shutdown_began() noexcept {
+    if (!idle_) {
+        return; // busy: its request finishes first
+    }
+    if (requests_ != 0) {
+        read_stop_.request_stop();
+        return;
+    }
+    const milliseconds bound = st_.options.header_read_timeout;
+    if (bound.count() > 0) {
+        auto& timers = io::detail::current_impl().timers();
+        const auto tick = io::detail::ReactorImpl::to_tick_ceil(io::Clock::now() + bound);
+        if (!read_timer_.linked() || read_timer_.deadline_ > tick) {
+            timers.remove(read_timer_);
+            timers.add(read_timer_, tick);
         }
+    }
+}
+
+void Connection::cut() noexcept {
+    closing_ = true;
+    read_stop_.request_stop();
+    if (handler_running_ || detached_handler_.valid()) {
+        handler_stop_.request_stop();
+    }
+    if (send_error_ == 0) {
+        send_error_ = -ECANCELED; // no further send starts; a partial one does not continue
+    }
+    if (send_inflight_) {
+        io::detail::current_impl().cancel(&send_op_);
     }
 }
 
@@ -1794,56 +1882,66 @@ runtime::Task<> trim_loop(detail::ReactorState* st, milliseconds interval) {
     }
 }
 
-runtime::Task<> accept_loop(detail::ReactorState* st, io::Listener* listener, bool tcp) {
+/// Hand an accepted connection to a worker, or answer 429/503 when a limit is reached.
+/// Returns true when accepting should pause (SleepWhenConcurrencyLimitsExceeded).
+bool admit(detail::ReactorState* st, io::Socket accepted, bool tcp) {
     Server& server = st->server;
     const std::size_t limit = st->options.concurrency;
-    for (;;) {
+    detail::IpKey ip;
+    if (st->options.max_conns_per_ip != 0 && tcp) {
+        io::SocketAddress peer;
+        peer.length = sizeof(peer.storage);
+        if (::getpeername(accepted.fd(), reinterpret_cast<sockaddr*>(&peer.storage), &peer.length) == 0) { // NOLINT
+            ip = detail::IpKey::of(peer);
+        }
+        if (ip.known() && !server.per_ip_->acquire(ip, st->options.max_conns_per_ip)) {
+            ++st->stats.rejected_per_ip;
+            const auto now = io::Clock::now();
+            if (now - st->last_per_ip_log > std::chrono::minutes(1)) {
+                st->last_per_ip_log = now;
+                st->log(fmt::format("the number of connections from {} exceeds max_conns_per_ip={}",
+                                    peer_ip(accepted.fd()), st->options.max_conns_per_ip));
+            }
+            st->reactor.spawn(reject(st, std::move(accepted), 429, kPerIpBody, false)
+                                  .with_stop_token(runtime::StopToken(st->cut)));
+            return false;
+        }
+    }
+    if (st->options.tcp_keepalive && tcp) {
+        set_keepalive(*st, accepted.fd());
+    }
+    // The global limit: one atomic add per accept, never per request.
+    const bool over = server.open_.fetch_add(1, std::memory_order_relaxed) >= limit;
+    if (!over && st->workers.serve(accepted, ip)) {
+        return false;
+    }
+    if (ip.known()) {
+        server.per_ip_->release(ip);
+    }
+    server.open_.fetch_sub(1, std::memory_order_relaxed);
+    ++st->stats.rejected_concurrency;
+    const auto now = io::Clock::now();
+    if (now - st->last_limit_log > std::chrono::minutes(1)) {
+        st->last_limit_log = now;
+        st->log(fmt::format("the connection cannot be served because Server.Concurrency limit ({}) "
+                            "exceeded; try increasing ServerOptions.concurrency",
+                            limit));
+    }
+    st->reactor.spawn(reject(st, std::move(accepted), 503, kConcurrencyBody, true)
+                          .with_stop_token(runtime::StopToken(st->cut)));
+    return st->options.sleep_when_concurrency_limits_exceeded.count() > 0;
+}
+
+runtime::Task<> accept_loop(detail::ReactorState* st, io::Listener* listener, bool tcp) {
+    // Once the shutdown began, accept_backlog() takes what is left (bounded), not this loop.
+    while (!st->shutdown.stop_requested()) {
         auto accepted = co_await listener->accept();
         if (accepted) {
-            detail::IpKey ip;
-            if (st->options.max_conns_per_ip != 0 && tcp) {
-                io::SocketAddress peer;
-                peer.length = sizeof(peer.storage);
-                if (::getpeername(accepted->fd(), reinterpret_cast<sockaddr*>(&peer.storage), &peer.length) == 0) { // NOLINT
-                    ip = detail::IpKey::of(peer);
-                }
-                if (ip.known() && !server.per_ip_->acquire(ip, st->options.max_conns_per_ip)) {
-                    ++st->stats.rejected_per_ip;
-                    const auto now = io::Clock::now();
-                    if (now - st->last_per_ip_log > std::chrono::minutes(1)) {
-                        st->last_per_ip_log = now;
-                        st->log(fmt::format("the number of connections from {} exceeds max_conns_per_ip={}",
-                                            peer_ip(accepted->fd()),
-                                            st->options.max_conns_per_ip));
-                    }
-                    st->reactor.spawn(reject(st, std::move(*accepted), 429, kPerIpBody, false));
-                    continue;
-                }
-            }
-            if (st->options.tcp_keepalive && tcp) {
-                set_keepalive(*st, accepted->fd());
-            }
-            // The global limit: one atomic add per accept, never per request.
-            const bool over = server.open_.fetch_add(1, std::memory_order_relaxed) >= limit;
-            if (over || !st->workers.serve(*accepted, ip)) {
-                if (ip.known()) {
-                    server.per_ip_->release(ip);
-                }
-                server.open_.fetch_sub(1, std::memory_order_relaxed);
-                ++st->stats.rejected_concurrency;
-                const auto now = io::Clock::now();
-                if (now - st->last_limit_log > std::chrono::minutes(1)) {
-                    st->last_limit_log = now;
-                    st->log(fmt::format("the connection cannot be served because Server.Concurrency limit ({}) "
-                                        "exceeded; try increasing ServerOptions.concurrency", limit));
-                }
-                st->reactor.spawn(reject(st, std::move(*accepted), 503, kConcurrencyBody, true));
-                if (st->options.sleep_when_concurrency_limits_exceeded.count() > 0) {
-                    try {
-                        co_await io::sleep_for(st->options.sleep_when_concurrency_limits_exceeded);
-                    } catch (const runtime::OperationCancelled&) {
-                        break;
-                    }
+            if (admit(st, std::move(*accepted), tcp)) {
+                try {
+                    co_await io::sleep_for(st->options.sleep_when_concurrency_limits_exceeded);
+                } catch (const runtime::OperationCancelled&) {
+                    break;
                 }
             }
             continue;
@@ -1853,9 +1951,10 @@ runtime::Task<> accept_loop(detail::ReactorState* st, io::Listener* listener, bo
             break;
         }
         // EMFILE/ENFILE and similar: keep serving what we have, retry shortly.
+        ++st->stats.accept_errors;
         const auto now = io::Clock::now();
-        if (now - st->last_limit_log > std::chrono::minutes(1)) {
-            st->last_limit_log = now;
+        if (now - st->last_accept_error_log > std::chrono::minutes(1)) {
+            st->last_accept_error_log = now;
             st->log(fmt::format("accept failed: {}; retrying", accepted.error().message()));
         }
         try {
@@ -1863,6 +1962,37 @@ runtime::Task<> accept_loop(detail::ReactorState* st, io::Listener* listener, bo
         } catch (const runtime::OperationCancelled&) {
             break;
         }
+    }
+}
+
+/// Shutdown: end the multishot accept (waiting for its final completion), then serve what
+/// it had accepted and what the kernel still queues (non-blocking accept4, at most a few
+/// backlogs' worth: shutdown-time syscalls, not the ring).
+runtime::Task<> accept_backlog(detail::ReactorState* st, io::Listener* listener, bool tcp) {
+    co_await listener->disarm();
+    while (auto queued = listener->try_accept()) {
+        ++st->stats.backlog_accepted;
+        (void)admit(st, std::move(*queued), tcp);
+    }
+    const int fd = listener->fd();
+    if (fd < 0) {
+        co_return;
+    }
+    // Another reactor may share this socket (a Unix listener): never block on an empty queue.
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+        co_return;
+    }
+    for (int i = 0; i < SOMAXCONN * 16; ++i) {
+        const int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            break; // EAGAIN: the queue is empty (EMFILE and co: what remains is reset on close)
+        }
+        ++st->stats.backlog_accepted;
+        (void)admit(st, io::Socket(c), tcp);
     }
 }
 
@@ -1892,6 +2022,14 @@ runtime::Task<> Server::serve(std::span<io::Listener> listeners) {
         s->begin_shutdown();
     };
     runtime::StopCallback<decltype(begin)> on_stop(st.reactor.stop_token(), begin);
+    {
+        std::lock_guard lock(states_mutex_);
+        st.finished = false;
+    }
+    st.serving = true;
+    if (st.shutdown.stop_requested()) {
+        st.begin_shutdown(); // shut down before serve() started: arm the grace period now
+    }
     if (st.options.max_idle_worker_duration.count() > 0) {
         st.reactor.spawn(detail::run_reaper(&st, st.options.max_idle_worker_duration)
                              .with_stop_token(runtime::StopToken(st.shutdown)));
@@ -1915,6 +2053,9 @@ runtime::Task<> Server::serve(std::span<io::Listener> listeners) {
         (void)co_await std::move(all);
     }
     for (io::Listener& l : listeners) {
+        // What the kernel queued before the multishot accept ended was accepted on the
+        // clients' behalf: serve it (first request only) rather than reset it.
+        co_await accept_backlog(&st, &l, !l.local_address().is_unix());
         co_await l.close();
     }
     st.workers.stop(); // ready workers retire now, busy ones when their connection ends
@@ -1924,6 +2065,10 @@ runtime::Task<> Server::serve(std::span<io::Listener> listeners) {
     while (st.workers.alive() != 0) {
         co_await WorkersGone{&st};
     }
+    io::detail::current_impl().timers().remove(st.grace_timer);
+    st.serving = false;
+    std::lock_guard lock(states_mutex_); // shutdown() from another thread must not post to a
+    st.finished = true;                  // reactor that may be destroyed once we return
 }
 
 namespace {
@@ -2105,14 +2250,32 @@ void Server::run_reactors(const io::SocketAddress& address, const std::vector<in
     states_.clear();
 }
 
+std::int64_t Server::grace_ms() const noexcept {
+    const std::int64_t g = grace_ms_.load(std::memory_order_acquire);
+    if (g >= 0) {
+        return g;
+    }
+    return options_.shutdown_timeout.count() > 0 ? options_.shutdown_timeout.count() : -1;
+}
+
+void Server::shutdown(milliseconds grace) noexcept {
+    std::int64_t none = -1;
+    // The first grace named wins (a running period is never lengthened).
+    grace_ms_.compare_exchange_strong(none, std::max<std::int64_t>(grace.count(), 0), std::memory_order_acq_rel);
+    shutdown();
+}
+
 void Server::shutdown() noexcept {
     shutting_down_.store(true, std::memory_order_release);
     std::lock_guard lock(states_mutex_);
     for (auto& s : states_) {
+        if (s->finished) {
+            continue; // served to its end; its reactor may already be destroyed
+        }
         if (s->reactor.impl().on_owner_thread()) {
             s->begin_shutdown();
-        } else {
-            s->reactor.post(&s->shutdown_work);
+        } else if (!s->shutdown_work.queued.exchange(true, std::memory_order_acq_rel)) {
+            s->reactor.post(&s->shutdown_work); // never twice while queued (an intrusive node)
         }
     }
     if (runtime_ != nullptr) {
@@ -2143,7 +2306,9 @@ std::vector<std::vector<io::Clock::time_point>> Server::ready_workers() const {
     {
         std::lock_guard lock(states_mutex_);
         for (const auto& st : states_) {
-            states.push_back(st.get());
+            if (!st->finished) { // a finished reactor may be gone: it would never answer
+                states.push_back(st.get());
+            }
         }
     }
     std::vector<std::vector<io::Clock::time_point>> all;
@@ -2174,6 +2339,7 @@ ServerStats Server::stats() const {
         total.sends += x.sends;
         total.rejected_concurrency += x.rejected_concurrency;
         total.rejected_per_ip += x.rejected_per_ip;
+        total.accept_errors += x.accept_errors;
         const auto w = s->workers.stats();
         total.workers_alive += w.alive;
         total.workers_ready += w.ready;
@@ -2191,6 +2357,8 @@ ServerStats Server::stats() const {
         total.handlers_detached += x.handlers_detached;
         total.bodies_streamed += x.bodies_streamed;
         total.streamed_bodies_unread += x.streamed_bodies_unread;
+        total.backlog_accepted += x.backlog_accepted;
+        total.connections_cut += x.connections_cut;
     }
     return total;
 }

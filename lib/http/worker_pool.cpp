@@ -64,7 +64,9 @@ bool WorkerPool::serve(io::Socket& socket, const IpKey& ip) {
     }
     ++alive_;
     ++created_;
-    st_.reactor.spawn(worker_loop(&st_, this, std::move(socket), ip));
+    // The connection's I/O observes the server's cut (end of a shutdown's grace period), not
+    // the reactor's stop: a stopping runtime lets in-flight requests finish.
+    st_.reactor.spawn(worker_loop(&st_, this, std::move(socket), ip).with_stop_token(runtime::StopToken(st_.cut)));
     return true;
 }
 

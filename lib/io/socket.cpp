@@ -157,7 +157,12 @@ namespace detail {
 
 bool IoOp::start(std::coroutine_handle<> h, runtime::StopToken token,
                  runtime::detail::PromiseBase* promise) noexcept {
-    if (token.stop_requested() || (guard_ != nullptr && guard_->closing)) {
+    // A close is never cancelled: skipping it would leak the descriptor (a listener would
+    // keep taking connections into its backlog, a peer would never see the end of the
+    // stream). Cleanup must run after a stop too, e.g. a connection closed during shutdown by
+    // a task that carries the reactor's (stopped) token.
+    const bool cancellable = kind_ != Kind::close;
+    if (cancellable && (token.stop_requested() || (guard_ != nullptr && guard_->closing))) {
         res_ = -ECANCELED;
         return false; // resume at once, nothing submitted
     }
@@ -170,7 +175,9 @@ bool IoOp::start(std::coroutine_handle<> h, runtime::StopToken token,
         promise_->op_started();
     }
     submit();
-    stop_.arm(token, &on_stop, this);
+    if (cancellable) {
+        stop_.arm(token, &on_stop, this);
+    }
     return true;
 }
 
@@ -470,6 +477,30 @@ Result<Socket> Listener::AcceptAwaiter::await_resume() {
         return make_error(res);
     }
     return Socket(res);
+}
+
+runtime::Task<> Listener::disarm() {
+    if (!armed_) {
+        co_return;
+    }
+    detail::current_impl().cancel(&op_);
+    struct WaitDisarmed {
+        Listener* l;
+        bool await_ready() const noexcept { return !l->armed_; }
+        void await_suspend(std::coroutine_handle<> h) noexcept { l->close_waiter_ = h; }
+        void await_resume() const noexcept {}
+    };
+    co_await WaitDisarmed{this};
+}
+
+std::optional<Socket> Listener::try_accept() noexcept {
+    while (head_ < queue_.size()) {
+        const int res = queue_[head_++];
+        if (res >= 0) {
+            return Socket(res);
+        }
+    }
+    return std::nullopt;
 }
 
 runtime::Task<> Listener::close() {

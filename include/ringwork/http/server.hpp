@@ -186,6 +186,10 @@ struct ServerOptions {
     bool get_only = false;                  ///< 405 for other methods
     bool disable_header_names_normalizing = false;
     bool close_on_shutdown = false;         ///< in-flight responses get Connection: close during shutdown
+    /// Grace period of a shutdown (shutdown(), SIGINT/SIGTERM): when it ends, what is still in
+    /// flight is cut (its I/O cancelled, its handler's stop token fired, the connection
+    /// closed). 0 = no limit: wait for every in-flight request (fasthttp's Shutdown).
+    milliseconds shutdown_timeout{0};
     /// Expect: 100-continue: return 100 to go on, or a final status (e.g. 417) to refuse;
     /// a refusal is sent with Connection: close and the body is never read (fasthttp's
     /// ContinueHandler; it plays the role of an ExpectHandler).
@@ -248,6 +252,7 @@ struct BasicServerStats {
     T sends{};
     T rejected_concurrency{}; ///< 503: Concurrency reached
     T rejected_per_ip{};      ///< 429: MaxConnsPerIP reached
+    T accept_errors{};        ///< accept failures (EMFILE, ENFILE, ENOMEM...): retried after a pause
     T workers_alive{};
     T workers_ready{};
     T workers_busy{};
@@ -264,6 +269,8 @@ struct BasicServerStats {
     T handlers_detached{};    ///< handlers still running after respond_now() sent their answer
     T bodies_streamed{};      ///< requests whose body the handler read with read_body()
     T streamed_bodies_unread{}; ///< ... and returned before its end (connection closed)
+    T backlog_accepted{};     ///< connections taken from the listen backlog during shutdown
+    T connections_cut{};      ///< connections still in flight when a shutdown's grace period ended
 };
 /// \brief A snapshot of the server's statistics (Server::stats()).
 using ServerStats = BasicServerStats<std::uint64_t>;
@@ -335,10 +342,20 @@ public:
     /// Throws std::runtime_error naming the variable when LISTEN_PID or LISTEN_FDS is missing,
     /// malformed or meant for another process.
     static std::vector<int> systemd_listen_fds();
-    /// \brief Graceful shutdown: stop accepting, close idle keep-alive connections, let
-    /// in-flight requests finish. Thread-safe.
+    /// \brief Graceful shutdown: stop accepting (connections already in the listen backlog
+    /// are still accepted and their first request served), close idle keep-alive
+    /// connections, let in-flight requests finish, within ServerOptions::shutdown_timeout
+    /// when set. Thread-safe; returns at once (serve()/listen_and_serve() return when done).
     void shutdown() noexcept;
+    /// \brief Same, but whatever is still in flight `grace` after this call is cut: its I/O
+    /// is cancelled, its handler's stop token fires and the connection closes (a handler
+    /// that ignores its stop token still delays the end until it returns). A second call
+    /// cannot lengthen a grace period already running.
+    void shutdown(milliseconds grace) noexcept;
     [[nodiscard]] bool shutting_down() const noexcept { return shutting_down_.load(std::memory_order_acquire); }
+    /// The grace period in force (shutdown(grace), else ServerOptions::shutdown_timeout), in
+    /// ms; -1 = none.
+    [[nodiscard]] std::int64_t grace_ms() const noexcept;
     [[nodiscard]] const ServerOptions& options() const noexcept { return options_; }
     /// \brief Counters summed over the reactors (read while serving: approximate).
     [[nodiscard]] ServerStats stats() const;
@@ -355,6 +372,7 @@ public:
     std::unique_ptr<detail::PerIpTable> per_ip_;
 
 private:
+    friend struct ServerMetricsAccess; // lib/http/server_metrics.cpp: per-reactor figures for scrapes
     ServerOptions options_;
     detail::HandlerRef handler_;
     std::shared_ptr<void> handler_owner_;
@@ -364,6 +382,7 @@ private:
                       std::function<void(std::uint16_t)>& on_ready);
 
     std::atomic<bool> shutting_down_{false};
+    std::atomic<std::int64_t> grace_ms_{-1}; ///< shutdown(grace); -1 = options_.shutdown_timeout
     io::Runtime* runtime_ = nullptr;
     mutable std::mutex states_mutex_;
     std::vector<std::unique_ptr<detail::ReactorState>> states_;

@@ -16,6 +16,7 @@
 #include <array>
 #include <coroutine>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -306,6 +307,13 @@ public:
     };
     /// \brief The next accepted connection (errors such as EMFILE are returned, not thrown).
     AcceptAwaiter accept() noexcept { return AcceptAwaiter(*this); }
+    /// \brief Cancel the armed accept and wait for its final completion, keeping the
+    /// descriptor open and the connections it accepted meanwhile queued (try_accept() takes
+    /// them; a later accept() re-arms). Graceful shutdown: nothing accepted is dropped.
+    runtime::Task<> disarm();
+    /// \brief A connection already accepted and queued, without waiting; nullopt when the
+    /// queue holds none (queued errors are skipped).
+    std::optional<Socket> try_accept() noexcept;
     /// \brief Stop accepting: cancel the armed accept and wait for its final completion, then
     /// close the descriptor. Connections still queued are closed.
     runtime::Task<> close();

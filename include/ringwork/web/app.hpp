@@ -162,6 +162,9 @@ public:
     void listen(std::uint16_t port, unsigned threads = 0) { listen(":" + std::to_string(port), threads); }
     /// \brief Graceful shutdown of listen() (thread-safe).
     void shutdown() noexcept { server_.shutdown(); }
+    /// \brief Graceful shutdown that cuts what is still in flight after `grace`
+    /// (Server::shutdown(grace)).
+    void shutdown(std::chrono::milliseconds grace) noexcept { server_.shutdown(grace); }
 
     /// \brief The server listen() uses (options, stats).
     [[nodiscard]] http::Server& server() noexcept { return server_; }

@@ -287,11 +287,13 @@ TEST_SUITE("socket") {
                 auto r = co_await sock->recv();
                 *done = !r || r->empty();
             }(&*s, &recv_ended));
-            ringwork::io::spawn([](int fd, bool* done) -> Task<> {
+            // Through the socket (guarded): a raw SendAll on the bare fd would resubmit its
+            // rest after a partial completion that raced with the cancel, and hang.
+            ringwork::io::spawn([](Socket* sock, bool* done) -> Task<> {
                 const std::string big(64U << 20, 'y');
-                auto r = co_await ringwork::io::SendAll(fd, big);
+                auto r = co_await sock->send(big);
                 *done = !r.has_value();
-            }(s->fd(), &send_ended));
+            }(&*s, &send_ended));
             co_await ringwork::io::sleep_for(20ms);
             co_await s->close();
             // Bounded generously (a loaded 2-core CI machine), ends as soon as both resumed.

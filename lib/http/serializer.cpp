@@ -15,6 +15,12 @@ void DateCache::refresh(std::time_t sec) noexcept {
 
 namespace {
 
+/// `name` is `canonical` in any case; handlers nearly always write the canonical spelling,
+/// which a plain compare settles without the case-folding loop.
+inline bool named(std::string_view name, std::string_view canonical) noexcept {
+    return name == canonical || iequals(name, canonical);
+}
+
 inline void put(char*& p, std::string_view s) noexcept {
     std::memcpy(p, s.data(), s.size());
     p += s.size();
@@ -45,13 +51,29 @@ void write_head(ByteBuffer& out, const Response& r, std::size_t body_size, const
     put(p, reason);
     put(p, "\r\n");
     for (const Response::Field& f : r.fields()) {
-        // Framing headers are ours to write; a handler's copy would contradict the body.
-        if (iequals(f.name, "Content-Length") || iequals(f.name, "Transfer-Encoding") ||
-            (iequals(f.name, "Connection") && !plan.keep_connection_header)) {
-            continue;
+        // Framing headers are ours to write; a handler's copy would contradict the body. The
+        // length picks the one name a field can be (no compare for most fields).
+        switch (f.name.size()) {
+        case 14: // Content-Length
+        case 17: // Transfer-Encoding
+            if (named(f.name, "Content-Length") || named(f.name, "Transfer-Encoding")) {
+                continue;
+            }
+            break;
+        case 10:
+            if (!plan.keep_connection_header && named(f.name, "Connection")) {
+                continue;
+            }
+            break;
+        case 12:
+            has_type = has_type || named(f.name, "Content-Type");
+            break;
+        case 6:
+            has_server = has_server || named(f.name, "Server");
+            break;
+        default:
+            break;
         }
-        has_type = has_type || iequals(f.name, "Content-Type");
-        has_server = has_server || iequals(f.name, "Server");
         put(p, f.name);
         put(p, ": ");
         put(p, f.value);

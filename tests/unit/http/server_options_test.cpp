@@ -697,4 +697,143 @@ TEST_SUITE("server options") {
             ::close(fd);
         }
     }
+
+    TEST_CASE("no_default_content_type: an untyped response has no Content-Type; a handler's own is kept") {
+        auto typed = [](Exchange& x) {
+            if (x.request.raw_path() == "/json") {
+                x.response.set_header("Content-Type", "application/json");
+                x.response.set_body("{}");
+                return;
+            }
+            x.response.set_body("plain");
+        };
+        // The Content-Type lines (any case) of a response's head.
+        auto content_types = [](const std::string& response) {
+            std::vector<std::string> out;
+            const std::size_t head_end = response.find("\r\n\r\n");
+            REQUIRE(head_end != std::string::npos);
+            std::size_t at = response.find("\r\n") + 2; // past the status line
+            while (at < head_end + 2) {
+                const std::size_t end = response.find("\r\n", at);
+                const std::string line = response.substr(at, end - at);
+                std::string lower = line;
+                for (char& c : lower) {
+                    c = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+                }
+                if (lower.starts_with("content-type:")) {
+                    out.push_back(line);
+                }
+                at = end + 2;
+            }
+            return out;
+        };
+        for (const bool omit : {false, true}) {
+            CAPTURE(omit);
+            ServerOptions o;
+            o.no_default_content_type = omit;
+            test::RunningServer s(o, typed);
+            const int fd = test::connect_blocking(s.port, 3000);
+            const std::string plain = round_trip(fd, get("/plain"));
+            CHECK(plain.starts_with("HTTP/1.1 200 OK\r\n"));
+            CHECK(plain.ends_with("\r\n\r\nplain"));
+            if (omit) {
+                CHECK(content_types(plain).empty());
+            } else {
+                CHECK(content_types(plain) == std::vector<std::string>{"Content-Type: text/plain; charset=utf-8"});
+            }
+            const std::string json = round_trip(fd, get("/json"));
+            CHECK(json.ends_with("\r\n\r\n{}"));
+            CHECK(content_types(json) == std::vector<std::string>{"Content-Type: application/json"});
+            ::close(fd);
+        }
+    }
+
+    TEST_CASE("sleep_when_concurrency_limits_exceeded: after a 503 nothing is accepted until the pause ends") {
+        ServerOptions o;
+        o.concurrency = 1;
+        o.logger = [](std::string_view) {}; // the Concurrency message is expected
+        SUBCASE("a pause of 2 s") { o.sleep_when_concurrency_limits_exceeded = 2000ms; }
+        SUBCASE("no pause (the default)") {}
+        const bool pause = o.sleep_when_concurrency_limits_exceeded.count() > 0;
+        RunningServer s(o);
+        // 1: an idle keep-alive connection holds the one slot.
+        const int held = test::connect_blocking(s.port, 5000);
+        CHECK(round_trip(held, get("/held")).find("ok /held") != std::string::npos);
+        REQUIRE(s.server.stats().connections_accepted == 1);
+        // 2: over the limit: 503 and EOF; with the option the accept loop pauses from here.
+        const int second = test::connect_blocking(s.port, 5000);
+        std::string refused;
+        CHECK(read_until_eof(second, refused));
+        CHECK(refused.starts_with("HTTP/1.1 503 "));
+        REQUIRE(s.server.stats().rejected_concurrency == 1);
+        // 3: connected right after (the kernel completes the handshake).
+        const int third = test::connect_blocking(s.port, 5000);
+        if (pause) {
+            REQUIRE(test::write_all(third, get("/third"))); // a served connection would answer
+            // For 300 ms, well inside the pause, the server takes nothing: neither refused nor
+            // served, no byte for the client.
+            auto moved = [&] {
+                const auto st = s.server.stats();
+                pollfd p{third, POLLIN, 0};
+                return st.rejected_concurrency != 1 || st.connections_accepted != 1 || ::poll(&p, 1, 0) != 0;
+            };
+            CHECK_FALSE(test::eventually(moved, 300ms));
+            // The slot frees long before the pause ends: the third is then served, not refused.
+            ::close(held);
+            REQUIRE(test::eventually([&] { return s.server.stats().connections_open == 0; }, 1000ms));
+            const std::string answer = read_response(third);
+            CHECK(answer.starts_with("HTTP/1.1 200 OK\r\n"));
+            CHECK(answer.ends_with("ok /third body=0"));
+            const auto st = s.server.stats();
+            CHECK(st.rejected_concurrency == 1);
+            CHECK(st.connections_accepted == 2);
+        } else {
+            // No pause: the third is refused at once, the first still holding the slot (no
+            // request sent: the 503's close would reset a connection with unread bytes).
+            std::string also_refused;
+            CHECK(read_until_eof(third, also_refused));
+            CHECK(also_refused.starts_with("HTTP/1.1 503 "));
+            const auto st = s.server.stats();
+            CHECK(st.rejected_concurrency == 2);
+            CHECK(st.connections_accepted == 1);
+            ::close(held);
+        }
+        ::close(second);
+        ::close(third);
+    }
+
+    TEST_CASE("write_buffer_size: the pooled output buffer's size; one grown beyond 16 times it is freed") {
+        auto sized = [](Exchange& x) {
+            x.response.set_body(x.request.raw_path() == "/big" ? std::string(8192, 'w') : std::string("small"));
+        };
+        ServerOptions bad;
+        bad.write_buffer_size = 255;
+        CHECK_THROWS_WITH_AS(Server{bad}, doctest::Contains("ServerOptions.write_buffer_size"), std::invalid_argument);
+        for (const std::size_t size : {std::size_t{256}, std::size_t{4096}}) {
+            CAPTURE(size);
+            ServerOptions o;
+            o.write_buffer_size = size;
+            o.max_idle_worker_duration = 60s; // no trimming during the test
+            test::RunningServer s(o, sized);
+            auto idle = [&] { return test::eventually([&] { return s.server.stats().out_buffers_held == 0; }, 3000ms); };
+            const int fd = test::connect_blocking(s.port, 3000);
+            CHECK(round_trip(fd, get("/small")).ends_with("\r\n\r\nsmall"));
+            REQUIRE(idle());
+            CHECK(s.server.stats().out_buffers_pooled == 1); // a small response's buffer is kept
+            // An 8 KiB copied body grows the buffer to 16 KiB; the response leaves whole.
+            const std::string big = round_trip(fd, get("/big"));
+            CHECK(big.starts_with("HTTP/1.1 200 OK\r\n"));
+            CHECK(big.ends_with("\r\n\r\n" + std::string(8192, 'w')));
+            REQUIRE(idle());
+            // 16 KiB > 16 x 256: freed; 16 KiB <= 16 x 4096: kept for the next response.
+            const auto after_big = s.server.stats();
+            CHECK(after_big.out_buffers_pooled == (size == 256 ? 0U : 1U));
+            CHECK(round_trip(fd, get("/small")).ends_with("\r\n\r\nsmall"));
+            REQUIRE(idle());
+            // ... so the next response allocates a new one (a pool miss) only with 256.
+            CHECK(s.server.stats().buffer_pool_misses == after_big.buffer_pool_misses + (size == 256 ? 1U : 0U));
+            CHECK(s.server.stats().out_buffers_pooled == 1);
+            ::close(fd);
+        }
+    }
 }

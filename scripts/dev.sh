@@ -15,6 +15,7 @@ DEPS=(
     liburing-dev libfmt-dev nlohmann-json3-dev doctest-dev zlib1g-dev
     python3 curl wrk libhttp-parser-dev
     nginx-light haproxy systemd
+    prometheus python3-prometheus-client # promtool and the text parser for tests/metrics (skipped without)
 )
 
 # Build directories of the test matrix: name, extra environment, Meson options.

@@ -23,6 +23,7 @@
 //                               credentials are user:pass (compared in constant time), else 401
 //   /sse?count=N&interval_ms=M  N (1 to 1000, default 10) server-sent events `id: i` /
 //                               `data: {"count":i}`, M ms apart (at most 10000, default 1000)
+//   /metrics                    Prometheus metrics (text format 0.0.4; docs/observability.md)
 // Bad parameters answer 400 with {"error": ..., "status": 400}.
 //
 // Examples:
@@ -36,6 +37,7 @@
 // Listening: the App's routes are installed on its own http::Server (App::install), which then
 // serves TCP (--host/--port), a Unix socket (--unix) or systemd's sockets (--systemd).
 #include <ringwork/ringwork.hpp>
+#include <ringwork/web/metrics.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -286,7 +288,7 @@ struct RouteHelp {
     std::string_view help;
 };
 
-constexpr std::array<RouteHelp, 15> kRoutes = {{
+constexpr std::array<RouteHelp, 16> kRoutes = {{
     {"/anything[/...]", "any method: JSON echo of the request (method, path, raw_path, query, headers, body)"},
     {"/get /post /put /patch /delete", "the same echo, for that one method (others: 405)"},
     {"/status/:code", "answers that status (200 to 599)"},
@@ -302,6 +304,7 @@ constexpr std::array<RouteHelp, 15> kRoutes = {{
     {"/cookies/delete?name", "expires the cookies, then 302 to /cookies"},
     {"/basic-auth/:user/:pass", "200 when the Basic credentials are user:pass, else 401"},
     {"/sse?count=N&interval_ms=M", "N server-sent events (1 to 1000, default 10) M ms apart (default 1000)"},
+    {"/metrics", "Prometheus metrics of this server (docs/observability.md)"},
 }};
 
 void usage() {
@@ -768,6 +771,11 @@ void not_found(Context& c) {
 }
 
 void routes(ringwork::App& app) {
+    // First: every request below is counted and timed (the middleware and the handler share
+    // the metrics object's state, so it need not outlive this function).
+    const ringwork::web::mw::Metrics metrics(app);
+    app.use(metrics.middleware());
+    app.get("/metrics", metrics.handler());
     app.any("/anything", echo);
     app.any("/anything/*rest", echo);
     app.get("/get", echo);

@@ -24,6 +24,7 @@
 #include <ringwork/web/error.hpp>
 #include <ringwork/web/form.hpp>
 #include <ringwork/web/json.hpp>
+#include <ringwork/web/metrics.hpp>
 #include <ringwork/web/middleware.hpp>
 #include <ringwork/web/static.hpp>
 

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
 namespace ringwork::io {
 namespace detail {
@@ -162,7 +163,11 @@ ReactorImpl::~ReactorImpl() {
     // forgotten operations) is cancelled by the kernel when the ring is torn down.
     buffer_ring_.reset();
     io_uring_queue_exit(&ring_);
-    ::close(wake_fd_);
+    {
+        std::lock_guard lock(remote_mutex_); // a post() still writing its wake-up finishes first
+        ::close(wake_fd_);
+        wake_fd_ = -1;
+    }
     tl_current = prev_current_;
     tl_impl = prev_impl_;
     runtime::detail::tl_scheduler.ready = prev_ready_;
@@ -303,19 +308,18 @@ void ReactorImpl::drain_remote() noexcept {
 }
 
 void ReactorImpl::post(RemoteWork* work) noexcept {
-    bool wake = false;
-    {
-        std::lock_guard lock(remote_mutex_);
-        work->next_ = nullptr;
-        if (remote_tail_ != nullptr) {
-            remote_tail_->next_ = work;
-        } else {
-            remote_head_ = work;
-        }
-        remote_tail_ = work;
-        wake = !std::exchange(wake_pending_, true);
+    // The wake-up is written under the lock: once the lock is released the reactor may run
+    // the work, finish and be destroyed, and its eventfd with it (~ReactorImpl takes the lock
+    // before closing it). Cross-thread posts are rare; the syscall under the lock is cheap.
+    std::lock_guard lock(remote_mutex_);
+    work->next_ = nullptr;
+    if (remote_tail_ != nullptr) {
+        remote_tail_->next_ = work;
+    } else {
+        remote_head_ = work;
     }
-    if (wake) {
+    remote_tail_ = work;
+    if (!std::exchange(wake_pending_, true)) {
         const std::uint64_t one = 1;
         [[maybe_unused]] const auto n = ::write(wake_fd_, &one, sizeof(one));
     }
@@ -548,11 +552,37 @@ void Reactor::post(RemoteWork* work) noexcept { impl_->post(work); }
 void Reactor::spawn(runtime::Task<> task) { impl_->spawn(std::move(task)); }
 Clock::time_point Reactor::now() const noexcept { return impl_->now(); }
 const ReactorFeatures& Reactor::features() const noexcept { return impl_->features(); }
+namespace {
+
+/// The live counters as plain numbers (relaxed loads: race-free from any thread).
+ReactorStats snapshot(const BasicReactorStats<runtime::Counter>& c) noexcept {
+    ReactorStats s;
+    s.loop_iterations = c.loop_iterations;
+    s.submit_calls = c.submit_calls;
+    s.sqes_submitted = c.sqes_submitted;
+    s.completions = c.completions;
+    s.cq_overflows = c.cq_overflows;
+    s.sq_full_flushes = c.sq_full_flushes;
+    s.resumed = c.resumed;
+    s.timers_fired = c.timers_fired;
+    s.buffer_ring_exhausted = c.buffer_ring_exhausted;
+    s.multishot_rearms = c.multishot_rearms;
+    s.buffers_leased = c.buffers_leased;
+    s.spare_buffer_allocs = c.spare_buffer_allocs;
+    s.remote_posts = c.remote_posts;
+    s.detached_spawned = c.detached_spawned;
+    s.detached_failed = c.detached_failed;
+    return s;
+}
+
+} // namespace
+
 ReactorStats Reactor::stats() const noexcept {
-    ReactorStats s = impl_->stats();
+    ReactorStats s = snapshot(std::as_const(*impl_).stats());
     s.spare_buffer_allocs = impl_->spare().allocations();
     return s;
 }
+ReactorStats Reactor::counters() const noexcept { return snapshot(std::as_const(*impl_).stats()); }
 std::size_t Reactor::detached_count() const noexcept { return impl_->detached(); }
 void Reactor::run_once(bool wait) { impl_->run_once(wait); }
 void Reactor::defer(Deferred* work) noexcept { impl_->defer(work); }

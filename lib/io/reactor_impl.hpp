@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ringwork/io/reactor.hpp>
+#include <ringwork/runtime/counter.hpp>
 
 #include "io/buffer_ring.hpp"
 #include "io/timer_wheel.hpp"
@@ -72,7 +73,9 @@ public:
     BufferRing* buffer_ring() noexcept { return buffer_ring_ ? &*buffer_ring_ : nullptr; }
     SparePool& spare() noexcept { return spare_; }
     io_uring* ring() noexcept { return &ring_; }
-    ReactorStats& stats() noexcept { return stats_; }
+    /// Live counters: written on this reactor's thread only, readable from any thread.
+    BasicReactorStats<runtime::Counter>& stats() noexcept { return stats_; }
+    [[nodiscard]] const BasicReactorStats<runtime::Counter>& stats() const noexcept { return stats_; }
     const ReactorFeatures& features() const noexcept { return features_; }
     runtime::StopSource& stop_source() noexcept { return stop_; }
     Reactor& owner() noexcept { return owner_; }
@@ -114,7 +117,7 @@ private:
     Reactor& owner_;
     io_uring ring_{};
     ReactorFeatures features_;
-    ReactorStats stats_;
+    BasicReactorStats<runtime::Counter> stats_;
     runtime::ReadyQueue ready_;
     TimerWheel timers_;
     std::optional<BufferRing> buffer_ring_;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ringwork/io/operation.hpp>
+#include <ringwork/runtime/counter.hpp>
 #include <ringwork/runtime/scheduler.hpp>
 #include <ringwork/runtime/stop_token.hpp>
 #include <ringwork/runtime/task.hpp>
@@ -55,24 +56,29 @@ struct ReactorFeatures {
     [[nodiscard]] std::string describe() const;
 };
 
-/// \brief Counters of one reactor; read on its thread (or after it stopped).
-struct ReactorStats {
-    std::uint64_t loop_iterations = 0;
-    std::uint64_t submit_calls = 0;       ///< io_uring_enter calls made by the loop
-    std::uint64_t sqes_submitted = 0;
-    std::uint64_t completions = 0;        ///< CQEs reaped
-    std::uint64_t cq_overflows = 0;       ///< times the kernel reported CQ overflow
-    std::uint64_t sq_full_flushes = 0;    ///< SQ was full: submitted early to make room
-    std::uint64_t resumed = 0;            ///< coroutines resumed from the ready queue
-    std::uint64_t timers_fired = 0;
-    std::uint64_t buffer_ring_exhausted = 0; ///< multishot recv ended with -ENOBUFS
-    std::uint64_t multishot_rearms = 0;
-    std::uint64_t buffers_leased = 0;     ///< provided buffers handed out
-    std::uint64_t spare_buffer_allocs = 0;///< heap allocations of fallback recv buffers
-    std::uint64_t remote_posts = 0;       ///< cross-thread work items run
-    std::uint64_t detached_spawned = 0;
-    std::uint64_t detached_failed = 0;    ///< detached tasks that ended with an exception
+/// \brief Counters of one reactor with fields of type T: std::uint64_t in a snapshot
+/// (ReactorStats), runtime::Counter in the live reactor (written by its thread only, so
+/// Reactor::counters() may read them from any thread without a race).
+template <class T>
+struct BasicReactorStats {
+    T loop_iterations{};
+    T submit_calls{};          ///< io_uring_enter calls made by the loop
+    T sqes_submitted{};
+    T completions{};           ///< CQEs reaped
+    T cq_overflows{};          ///< times the kernel reported CQ overflow
+    T sq_full_flushes{};       ///< SQ was full: submitted early to make room
+    T resumed{};               ///< coroutines resumed from the ready queue
+    T timers_fired{};
+    T buffer_ring_exhausted{}; ///< multishot recv ended with -ENOBUFS
+    T multishot_rearms{};
+    T buffers_leased{};        ///< provided buffers handed out
+    T spare_buffer_allocs{};   ///< heap allocations of fallback recv buffers (see Reactor::counters())
+    T remote_posts{};          ///< cross-thread work items run
+    T detached_spawned{};
+    T detached_failed{};       ///< detached tasks that ended with an exception
 };
+/// \brief A snapshot of one reactor's counters (Reactor::stats(), Reactor::counters()).
+using ReactorStats = BasicReactorStats<std::uint64_t>;
 
 /// \brief Thrown when io_uring cannot be set up (ENOSYS, EPERM under seccomp or
 /// kernel.io_uring_disabled, missing opcodes); what() names the cause and the fix.
@@ -134,7 +140,13 @@ public:
     /// \brief Monotonic time cached at the start of this loop pass (no syscall).
     [[nodiscard]] Clock::time_point now() const noexcept;
     [[nodiscard]] const ReactorFeatures& features() const noexcept;
+    /// \brief Every counter of this reactor. Reactor thread only (or after it stopped): the
+    /// spare buffer pool's count is a plain integer of that thread.
     [[nodiscard]] ReactorStats stats() const noexcept;
+    /// \brief The same counters read from any thread without a race (metrics scrapes), except
+    /// spare_buffer_allocs, which reads 0. Each value is exact; together they are not one
+    /// consistent snapshot. The reactor must stay alive during the call.
+    [[nodiscard]] ReactorStats counters() const noexcept;
     [[nodiscard]] std::size_t detached_count() const noexcept;
 
     /// \brief Run one loop pass; `wait` allows blocking until work arrives. For drivers.

@@ -10,6 +10,7 @@
 #include <ringwork/web/middleware.hpp>
 
 #include "helpers.hpp"
+#include "log_capture.hpp"
 #include "http_reader.hpp"
 #include "running_server.hpp"
 
@@ -41,27 +42,7 @@ using Clock = std::chrono::steady_clock;
 constexpr std::string_view kConcurrencyBody =
     "The connection cannot be served because Server.Concurrency limit exceeded";
 
-/// Thread-safe capture of ServerOptions::logger lines (keeps expected failures off stderr).
-class LogCapture {
-public:
-    std::function<void(std::string_view)> sink() {
-        return [this](std::string_view line) {
-            std::lock_guard lock(mutex_);
-            lines_.emplace_back(line);
-        };
-    }
-    std::size_t count(std::string_view needle) const {
-        std::lock_guard lock(mutex_);
-        return static_cast<std::size_t>(
-            std::count_if(lines_.begin(), lines_.end(), [&](const std::string& l) {
-                return l.find(needle) != std::string::npos;
-            }));
-    }
-
-private:
-    mutable std::mutex mutex_;
-    std::vector<std::string> lines_;
-};
+using test::LogCapture;
 
 /// Options of every server here: quiet, and a teardown that cannot hang on a failed test
 /// (whatever is still in flight 5 s into the shutdown is cut).

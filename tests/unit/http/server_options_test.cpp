@@ -6,6 +6,7 @@
 #include <ringwork/io/timer.hpp>
 
 #include "helpers.hpp"
+#include "log_capture.hpp"
 #include "running_server.hpp"
 #include "io/buffer_ring.hpp"
 #include "io/reactor_impl.hpp"
@@ -113,41 +114,7 @@ public:
     explicit RunningServer(ServerOptions options) : test::RunningServer(std::move(options), handle) {}
 };
 
-/// Thread-safe capture of ServerOptions::logger lines.
-class LogCapture {
-public:
-    std::function<void(std::string_view)> sink() {
-        return [this](std::string_view line) {
-            std::lock_guard lock(mutex_);
-            lines_.emplace_back(line);
-        };
-    }
-    std::vector<std::string> lines() const {
-        std::lock_guard lock(mutex_);
-        return lines_;
-    }
-    bool any(std::string_view needle) const {
-        std::lock_guard lock(mutex_);
-        for (const std::string& l : lines_) {
-            if (l.find(needle) != std::string::npos) {
-                return true;
-            }
-        }
-        return false;
-    }
-    std::string all() const {
-        std::lock_guard lock(mutex_);
-        std::string out;
-        for (const std::string& l : lines_) {
-            out += l + "\n";
-        }
-        return out;
-    }
-
-private:
-    mutable std::mutex mutex_;
-    std::vector<std::string> lines_;
-};
+using test::LogCapture;
 
 /// Thread-safe record of ServerOptions::conn_state calls.
 class StateLog {

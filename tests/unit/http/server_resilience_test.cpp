@@ -5,6 +5,7 @@
 #include <ringwork/io/timer.hpp>
 
 #include "helpers.hpp"
+#include "log_capture.hpp"
 #include "running_server.hpp"
 
 #include <doctest/doctest.h>
@@ -34,34 +35,7 @@ using ringwork::runtime::Task;
 
 namespace {
 
-/// Thread-safe capture of ServerOptions::logger lines.
-class LogCapture {
-public:
-    std::function<void(std::string_view)> sink() {
-        return [this](std::string_view line) {
-            std::lock_guard lock(mutex_);
-            lines_.emplace_back(line);
-        };
-    }
-    std::size_t count(std::string_view needle) const {
-        std::lock_guard lock(mutex_);
-        return static_cast<std::size_t>(std::count_if(lines_.begin(), lines_.end(), [&](const std::string& l) {
-            return l.find(needle) != std::string::npos;
-        }));
-    }
-    std::string all() const {
-        std::lock_guard lock(mutex_);
-        std::string out;
-        for (const std::string& l : lines_) {
-            out += l + "\n";
-        }
-        return out;
-    }
-
-private:
-    mutable std::mutex mutex_;
-    std::vector<std::string> lines_;
-};
+using test::LogCapture;
 
 /// What a blocking client read for one request.
 struct Reply {

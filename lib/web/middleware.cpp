@@ -130,6 +130,46 @@ void append_field(fmt::memory_buffer& out, std::string_view s) {
     }
 }
 
+/// A logfmt value: bare when it is a plain token, else double-quoted with escapes.
+void append_logfmt_value(fmt::memory_buffer& out, std::string_view s) {
+    const bool bare = !s.empty() && std::none_of(s.begin(), s.end(), [](char ch) {
+        const auto b = static_cast<unsigned char>(ch);
+        return b <= 0x20 || b == 0x7F || ch == '=' || ch == '"' || ch == '\\';
+    });
+    if (bare) {
+        out.append(s);
+        return;
+    }
+    out.push_back('"');
+    for (const char ch : s) {
+        const auto b = static_cast<unsigned char>(ch);
+        switch (ch) {
+        case '"':
+            out.append(std::string_view("\\\""));
+            break;
+        case '\\':
+            out.append(std::string_view("\\\\"));
+            break;
+        case '\n':
+            out.append(std::string_view("\\n"));
+            break;
+        case '\r':
+            out.append(std::string_view("\\r"));
+            break;
+        case '\t':
+            out.append(std::string_view("\\t"));
+            break;
+        default:
+            if (b < 0x20 || b == 0x7F) {
+                fmt::format_to(std::back_inserter(out), "\\u{:04x}", b);
+            } else {
+                out.push_back(ch);
+            }
+        }
+    }
+    out.push_back('"');
+}
+
 /// Length of the valid UTF-8 sequence at the start of `s`, or 0 when it is not one.
 std::size_t utf8_sequence(std::string_view s) noexcept {
     const auto b0 = static_cast<unsigned char>(s[0]);
@@ -341,6 +381,30 @@ void Logger::emit(Context& c, int status, SteadyClock::time_point start) const {
                 append_json_string(line, user);
             }
             line.push_back('}');
+        } else if (options_.format == LogFormat::logfmt) {
+            const auto us =
+                std::chrono::duration_cast<std::chrono::microseconds>(end - start).count();
+            line.append(std::string_view("time="));
+            line.append(std::string_view(time.iso.data(), time.iso_size));
+            fmt::format_to(out, ".{:03}Z remote_ip=", wall_ms % 1000);
+            append_logfmt_value(line, ip);
+            line.append(std::string_view(" method="));
+            append_logfmt_value(line, c.method_text());
+            line.append(std::string_view(" target="));
+            append_logfmt_value(line, c.raw_target());
+            fmt::format_to(out, " status={} bytes={} duration_us={}", status, bytes, us);
+            if (const std::string_view id = request_id_of(c); !id.empty()) {
+                line.append(std::string_view(" request_id="));
+                append_logfmt_value(line, id);
+            }
+            if (!c.route().empty()) {
+                line.append(std::string_view(" route="));
+                append_logfmt_value(line, c.route());
+            }
+            if (const std::string_view user = auth_user_of(c); !user.empty()) {
+                line.append(std::string_view(" user="));
+                append_logfmt_value(line, user);
+            }
         } else {
             append_field(line, ip);
             line.append(std::string_view(" - "));

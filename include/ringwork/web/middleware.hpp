@@ -49,6 +49,11 @@ enum class LogFormat : std::uint8_t {
     /// "target":...,"status":200,"bytes":2326,"duration_us":87,"request_id":...,"route":...}`
     /// (request_id and route are left out when empty).
     json,
+    /// logfmt, the same fields as json: `time=2000-10-10T13:55:36.123Z remote_ip=1.2.3.4
+    /// method=GET target=/a?b status=200 bytes=2326 duration_us=87 request_id=... route=...`;
+    /// a value with a space, `=`, `"`, a control byte or nothing in it is double-quoted
+    /// (`\"`, `\\`, `\n`, `\r`, `\t`, other control bytes `\u00XX`).
+    logfmt,
 };
 
 /// \brief logger() configuration.

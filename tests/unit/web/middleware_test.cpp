@@ -20,6 +20,7 @@
 #include <mutex>
 #include <set>
 #include <stdexcept>
+#include <map>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -230,6 +231,66 @@ TEST_SUITE("web.middleware") {
         const auto failures = server_log.take(); // the App's boundary logged the 500 only
         REQUIRE(failures.size() == 1);
         CHECK(contains(failures[0], "kaboom"));
+    }
+
+    TEST_CASE("logger: logfmt lines carry the JSON format's fields; values with spaces, = or quotes are quoted") {
+        Lines lines;
+        App app;
+        app.use(mw::request_id());
+        app.use(mw::logger({mw::LogFormat::logfmt, lines.sink()}));
+        app.get("/users/:id", hello);
+        TestClient client(app);
+        CHECK(client.get("/users/7?q=a=b", {{"X-Request-ID", "abc-123"}}).status == 200);
+        CHECK(client.get("/nowhere").status == 404);
+        auto got = lines.take();
+        REQUIRE(got.size() == 2);
+        // Parse key=value / key="quoted \" value" pairs back.
+        auto parse = [](std::string_view line) {
+            std::map<std::string, std::string> kv;
+            std::size_t i = 0;
+            while (i < line.size()) {
+                const std::size_t eq = line.find('=', i);
+                REQUIRE(eq != std::string_view::npos);
+                std::string key(line.substr(i, eq - i));
+                std::string value;
+                i = eq + 1;
+                if (i < line.size() && line[i] == '"') {
+                    ++i;
+                    while (i < line.size() && line[i] != '"') {
+                        if (line[i] == '\\' && i + 1 < line.size()) {
+                            ++i;
+                        }
+                        value += line[i++];
+                    }
+                    ++i; // closing quote
+                } else {
+                    const std::size_t sp = line.find(' ', i);
+                    value = std::string(line.substr(i, sp == std::string_view::npos ? line.npos : sp - i));
+                    i = sp == std::string_view::npos ? line.size() : sp;
+                }
+                kv[key] = value;
+                if (i < line.size()) {
+                    CHECK(line[i] == ' ');
+                    ++i;
+                }
+            }
+            return kv;
+        };
+        const auto a = parse(got[0]);
+        CHECK(a.at("remote_ip") == "local");
+        CHECK(a.at("method") == "GET");
+        CHECK(a.at("target") == "/users/7?q=a=b");
+        CHECK(contains(got[0], " target=\"/users/7?q=a=b\" ")); // '=' in a value: quoted
+        CHECK(a.at("status") == "200");
+        CHECK(a.at("bytes") == "5");
+        CHECK(a.contains("duration_us"));
+        CHECK(a.at("request_id") == "abc-123");
+        CHECK(contains(got[0], " route=/users/:id")); // a plain token: bare
+        CHECK(a.at("time").size() == 24);
+        CHECK(a.at("time").back() == 'Z');
+        const auto b = parse(got[1]);
+        CHECK(b.at("status") == "404");
+        CHECK(b.at("target") == "/nowhere");
     }
 
     TEST_CASE("logger: the built-in stdout sink serves requests (flushed by the reactor)") {

@@ -7,6 +7,7 @@
 #include <ringwork/web/middleware.hpp>
 
 #include "alloc_counter.hpp"
+#include "raw_exchange.hpp"
 #include "helpers.hpp"
 
 #include <doctest/doctest.h>
@@ -27,42 +28,7 @@ using ringwork::web::Next;
 #ifndef TEST_ASAN
 namespace {
 
-/// One request and its whole response over a kept-alive socket, with stack buffers only.
-/// Returns the status, or -1 on a broken response.
-int exchange(int fd, std::string_view request) {
-    if (!test::write_all(fd, request)) {
-        return -1;
-    }
-    char buf[8192];
-    std::size_t have = 0;
-    std::size_t head_end = 0;
-    std::size_t length = 0;
-    for (;;) {
-        const ssize_t n = ::recv(fd, buf + have, sizeof(buf) - have, 0);
-        if (n <= 0) {
-            return -1;
-        }
-        have += static_cast<std::size_t>(n);
-        const std::string_view text(buf, have);
-        if (head_end == 0) {
-            const auto end = text.find("\r\n\r\n");
-            if (end == std::string_view::npos) {
-                continue;
-            }
-            head_end = end + 4;
-            const auto cl = text.find("Content-Length: ");
-            if (cl == std::string_view::npos || cl > end) {
-                return -1;
-            }
-            std::from_chars(buf + cl + 16, buf + end, length);
-        }
-        if (have >= head_end + length) {
-            int status = 0;
-            std::from_chars(buf + 9, buf + 12, status);
-            return have == head_end + length ? status : -1;
-        }
-    }
-}
+int exchange(int fd, std::string_view request) { return test::raw_exchange(fd, request); }
 
 struct Pass {
     Task<> operator()(Context& c, Next next) const {

@@ -11,6 +11,7 @@
 
 #include "alloc_counter.hpp"
 #include "helpers.hpp"
+#include "raw_exchange.hpp"
 
 #include <atomic>
 #include <charconv>
@@ -572,41 +573,7 @@ TEST_SUITE("web.metrics") {
         app.get("/metrics", metrics.handler());
         Served served(app, 1);
         const int fd = test::connect_blocking(served.port());
-        // One request and its whole response, with stack buffers only; the status or -1.
-        auto exchange = [fd](std::string_view request) {
-            if (!test::write_all(fd, request)) {
-                return -1;
-            }
-            char buf[8192];
-            std::size_t have = 0;
-            std::size_t head_end = 0;
-            std::size_t length = 0;
-            for (;;) {
-                const ssize_t n = ::recv(fd, buf + have, sizeof(buf) - have, 0);
-                if (n <= 0) {
-                    return -1;
-                }
-                have += static_cast<std::size_t>(n);
-                const std::string_view text(buf, have);
-                if (head_end == 0) {
-                    const auto end = text.find("\r\n\r\n");
-                    if (end == std::string_view::npos) {
-                        continue;
-                    }
-                    head_end = end + 4;
-                    const auto cl = text.find("Content-Length: ");
-                    if (cl == std::string_view::npos || cl > end) {
-                        return -1;
-                    }
-                    std::from_chars(buf + cl + 16, buf + end, length);
-                }
-                if (have >= head_end + length) {
-                    int status = 0;
-                    std::from_chars(buf + 9, buf + 12, status);
-                    return have == head_end + length ? status : -1;
-                }
-            }
-        };
+        auto exchange = [fd](std::string_view request) { return test::raw_exchange(fd, request); };
         struct Case {
             const char* name;
             std::string_view request;

@@ -130,46 +130,6 @@ void append_field(fmt::memory_buffer& out, std::string_view s) {
     }
 }
 
-/// A logfmt value: bare when it is a plain token, else double-quoted with escapes.
-void append_logfmt_value(fmt::memory_buffer& out, std::string_view s) {
-    const bool bare = !s.empty() && std::none_of(s.begin(), s.end(), [](char ch) {
-        const auto b = static_cast<unsigned char>(ch);
-        return b <= 0x20 || b == 0x7F || ch == '=' || ch == '"' || ch == '\\';
-    });
-    if (bare) {
-        out.append(s);
-        return;
-    }
-    out.push_back('"');
-    for (const char ch : s) {
-        const auto b = static_cast<unsigned char>(ch);
-        switch (ch) {
-        case '"':
-            out.append(std::string_view("\\\""));
-            break;
-        case '\\':
-            out.append(std::string_view("\\\\"));
-            break;
-        case '\n':
-            out.append(std::string_view("\\n"));
-            break;
-        case '\r':
-            out.append(std::string_view("\\r"));
-            break;
-        case '\t':
-            out.append(std::string_view("\\t"));
-            break;
-        default:
-            if (b < 0x20 || b == 0x7F) {
-                fmt::format_to(std::back_inserter(out), "\\u{:04x}", b);
-            } else {
-                out.push_back(ch);
-            }
-        }
-    }
-    out.push_back('"');
-}
-
 /// Length of the valid UTF-8 sequence at the start of `s`, or 0 when it is not one.
 std::size_t utf8_sequence(std::string_view s) noexcept {
     const auto b0 = static_cast<unsigned char>(s[0]);
@@ -243,6 +203,20 @@ void append_json_string(fmt::memory_buffer& out, std::string_view s) {
         s.remove_prefix(1);
     }
     out.push_back('"');
+}
+
+/// A logfmt value: bare when it is a plain token, else quoted with the JSON string escapes
+/// (logfmt readers accept them; invalid UTF-8 becomes U+FFFD as in the JSON format).
+void append_logfmt_value(fmt::memory_buffer& out, std::string_view s) {
+    const bool bare = !s.empty() && std::none_of(s.begin(), s.end(), [](char ch) {
+        const auto b = static_cast<unsigned char>(ch);
+        return b <= 0x20 || b >= 0x7F || ch == '=' || ch == '"' || ch == '\\';
+    });
+    if (bare) {
+        out.append(s);
+    } else {
+        append_json_string(out, s);
+    }
 }
 
 /// The built-in sink: a per-thread buffer written just before the reactor's next submission

@@ -51,8 +51,8 @@ enum class LogFormat : std::uint8_t {
     json,
     /// logfmt, the same fields as json: `time=2000-10-10T13:55:36.123Z remote_ip=1.2.3.4
     /// method=GET target=/a?b status=200 bytes=2326 duration_us=87 request_id=... route=...`;
-    /// a value with a space, `=`, `"`, a control byte or nothing in it is double-quoted
-    /// (`\"`, `\\`, `\n`, `\r`, `\t`, other control bytes `\u00XX`).
+    /// a value with a space, `=`, `"`, `\\`, a control or non-ASCII byte, or nothing in it is
+    /// written as a JSON string (`\"`, `\\`, `\n`, `\u00XX`; invalid UTF-8 as U+FFFD).
     logfmt,
 };
 

@@ -26,6 +26,10 @@ CLANG_OPTS=(-Dwerror=true -Dtests=true -Dapps=true -Dbenchmarks=true)
 # libFuzzer targets (clang, ASan+UBSan on the fuzz targets only). `meson test --suite fuzz` builds
 # just what the fuzz suite needs, so the unit tests of this dir are never compiled.
 FUZZ_OPTS=(-Dfuzz=true -Dwerror=true -Dapps=false -Dbenchmarks=false)
+# ThreadSanitizer (clang): only the `threads` suite runs there (the multi-threaded unit tests), and
+# `meson test --suite threads` builds just those, so the rest of this dir is never compiled.
+TSAN_OPTS=('-Db_sanitize=thread' -Db_lundef=false --buildtype=debugoptimized -Dwerror=true
+    -Dapps=false -Dbenchmarks=false)
 
 DRY_RUN=0
 
@@ -42,15 +46,20 @@ Commands:
                        which listens on 127.0.0.1:8080).
   test                 Install deps if needed, configure and build `build` (g++),
                        `build-asan` (g++, ASan+UBSan, debug) and `build-clang` (clang++),
-                       run their test suites, run each libFuzzer target of `build-fuzz`
-                       (clang++) for a bounded time and print a summary; exits non-zero on
-                       any failure. The last line is `N passed, M failed, K skipped`.
+                       run their test suites, run the multi-threaded tests (suite `threads`)
+                       of `build-tsan` (clang++, ThreadSanitizer), run each libFuzzer target
+                       of `build-fuzz` (clang++) for a bounded time and print a summary;
+                       exits non-zero on any failure (a TSan report fails its test). The
+                       last line is `N passed, M failed, K skipped`.
   deps [--dry-run]     Only check/install the Debian packages the project needs.
   help                 Show this help.
 
 Environment:
   ASAN_OPTIONS / UBSAN_OPTIONS  Respected if set; otherwise `test` sets
                                 detect_leaks=1 / print_stacktrace=1:halt_on_error=1.
+  TSAN_OPTIONS                  Respected if set; otherwise `test` sets
+                                halt_on_error=0:exitcode=66:second_deadlock_stack=1 (every
+                                report is printed, and the test then exits 66: failed).
   RINGWORK_FUZZ_SECONDS         Seconds each fuzz target runs in `test` (default 30).
 EOF
 }
@@ -187,19 +196,22 @@ cmd_test() {
     ensure_deps
     export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:print_summary=1}"
     export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+    export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=0:exitcode=66:second_deadlock_stack=1}"
 
     setup_dir build g++ "${BUILD_OPTS[@]}"
     setup_dir build-asan g++ "${ASAN_OPTS[@]}"
     setup_dir build-clang clang++ "${CLANG_OPTS[@]}"
     setup_dir build-fuzz clang++ "${FUZZ_OPTS[@]}"
+    setup_dir build-tsan clang++ "${TSAN_OPTS[@]}"
     build_dir build
     build_dir build-asan
     build_dir build-clang
 
     # Run every matrix entry even when an earlier one fails; collect the exit codes.
-    local rc_build=0 rc_asan=0 rc_clang=0 rc_fuzz=0
+    local rc_build=0 rc_asan=0 rc_clang=0 rc_tsan=0 rc_fuzz=0
     rm -f build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
-        build-clang/meson-logs/testlog.json build-fuzz/meson-logs/testlog.json
+        build-clang/meson-logs/testlog.json build-tsan/meson-logs/testlog.json \
+        build-fuzz/meson-logs/testlog.json
 
     log "meson test: build"
     meson test -C build --print-errorlogs --num-processes 2 --no-suite benchmark || rc_build=$?
@@ -207,20 +219,24 @@ cmd_test() {
     meson test -C build-asan --print-errorlogs --suite unit --suite integration || rc_asan=$?
     log "meson test: build-clang"
     meson test -C build-clang --print-errorlogs --suite unit || rc_clang=$?
+    # Builds only what the threads suite needs (TSAN_OPTIONS above: any report fails its test).
+    log "meson test: build-tsan (ThreadSanitizer, suite threads)"
+    meson test -C build-tsan --print-errorlogs --num-processes 2 --suite threads || rc_tsan=$?
     # Each target fuzzes RINGWORK_FUZZ_SECONDS (default 30) and counts as one test.
     log "meson test: build-fuzz (${RINGWORK_FUZZ_SECONDS:-30} s per fuzz target)"
     meson test -C build-fuzz --print-errorlogs --suite fuzz || rc_fuzz=$?
 
     log "meson test exit codes: build=$rc_build build-asan=$rc_asan build-clang=$rc_clang" \
-        "build-fuzz=$rc_fuzz"
+        "build-tsan=$rc_tsan build-fuzz=$rc_fuzz"
     local rc_summary=0
     python3 scripts/test_summary.py \
         --meson-rc "build=$rc_build" --meson-rc "build-asan=$rc_asan" \
-        --meson-rc "build-clang=$rc_clang" --meson-rc "build-fuzz=$rc_fuzz" \
-        build build-asan build-clang build-fuzz || rc_summary=$?
+        --meson-rc "build-clang=$rc_clang" --meson-rc "build-tsan=$rc_tsan" \
+        --meson-rc "build-fuzz=$rc_fuzz" \
+        build build-asan build-clang build-tsan build-fuzz || rc_summary=$?
 
     if ((rc_summary != 0 || rc_build != 0 || rc_asan != 0 || rc_clang != 0 ||
-        rc_fuzz != 0)); then
+        rc_tsan != 0 || rc_fuzz != 0)); then
         return 1
     fi
     return 0

@@ -14,6 +14,17 @@
 #include <stdexcept>
 #include <system_error>
 
+#if defined(__SANITIZE_THREAD__)
+#define RINGWORK_TESTING_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RINGWORK_TESTING_TSAN 1
+#endif
+#endif
+#ifdef RINGWORK_TESTING_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 namespace ringwork::web::testing {
 
 namespace {
@@ -64,12 +75,30 @@ struct TestClient::Conn {
     io::Reactor* reactor = nullptr;
     std::thread thread;
     int fd = -1;
+    // ThreadSanitizer only. What the test thread did before sending a request happens before
+    // the handler runs, and the handler's effects happen before the client has read the
+    // response; but both edges run through the kernel: the reactor receives and sends with
+    // io_uring, which TSan does not intercept, so it never pairs those with the client's
+    // send() / recv(). send() releases `to_server`, which the handler wrapper acquires before
+    // the app's handler; the wrapper releases `to_client` when the handler has finished (the
+    // response is sent after that) and read_one() acquires it once a complete response is in.
+    char to_server = 0;
+    char to_client = 0;
 };
 
 TestClient::TestClient(App& app, std::chrono::milliseconds timeout)
     : app_(&app), timeout_(timeout), server_(std::make_unique<http::Server>(app.options().server)),
       conn_(std::make_unique<Conn>()) {
+#ifdef RINGWORK_TESTING_TSAN
+    app.freeze(); // what install() does, with the handler wrapped for TSan (see Conn)
+    server_->set_handler([a = &app, c = conn_.get()](http::Exchange& x) -> runtime::Task<> {
+        __tsan_acquire(&c->to_server);
+        co_await a->handle(x);
+        __tsan_release(&c->to_client); // before the server sends the (buffered) response
+    });
+#else
     app.install(*server_);
+#endif
     std::promise<io::Reactor*> ready;
     auto reactor_future = ready.get_future();
     io::ReactorOptions ro;
@@ -147,6 +176,9 @@ void TestClient::send(std::string_view bytes) {
         }
     }
     ensure_connected();
+#ifdef RINGWORK_TESTING_TSAN
+    __tsan_release(&conn_->to_server); // acquired by the handler wrapper (see Conn)
+#endif
     while (!bytes.empty()) {
         const ssize_t n = ::send(conn_->fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
         if (n < 0) {
@@ -376,6 +408,9 @@ TestResponse TestClient::read_one(bool head_only, void (*on_chunk)(void*, std::s
         res.closed = true;
         close();
     }
+#ifdef RINGWORK_TESTING_TSAN
+    __tsan_acquire(&conn_->to_client); // pairs with the release after the handler (see Conn)
+#endif
     return res;
 }
 

@@ -16,6 +16,8 @@
 # fasthttp GOMAXPROCS=1, nginx 1 worker), `wrk -t1` and the other clients on CPU 1.
 # --multicore: 2 threads / GOMAXPROCS=2 / 2 workers, nothing pinned; scenarios (a)-(c) only.
 #
+# Servers: ringwork (io_uring), ringwork-epoll (the same binary, RINGWORK_BACKEND=epoll),
+# fasthttp, nginx.
 # Scenarios per round, servers interleaved in an order that rotates each round:
 #   (a) plaintext keep-alive, CONNECTIONS conns (wrk --latency: p99 at saturation), also on
 #       the bare liburing loop (benchmarks/peers/bare_loop.c), the keep-alive CPU floor
@@ -159,6 +161,12 @@ start_server() { # name, port, command...
 start_ringwork() {
     start_server ringwork "$PORT_BASE" "$TECHEMPOWER_BIN" --host 127.0.0.1 --port "$PORT_BASE" \
         --threads "$THREADS"
+}
+# The same app on the epoll backend (issue 9): what runs where io_uring is blocked.
+start_ringwork_epoll() {
+    local port=$((PORT_BASE + 6))
+    start_server ringwork-epoll "$port" env RINGWORK_BACKEND=epoll "$TECHEMPOWER_BIN" \
+        --host 127.0.0.1 --port "$port" --threads "$THREADS"
 }
 start_fasthttp() {
     local port=$((PORT_BASE + 1))
@@ -454,8 +462,9 @@ build_ringwork
 build_fasthttp
 build_tools
 
-SERVERS=(ringwork fasthttp nginx)
+SERVERS=(ringwork ringwork-epoll fasthttp nginx)
 start_ringwork
+start_ringwork_epoll
 start_fasthttp
 start_nginx
 if ((!MULTICORE)); then

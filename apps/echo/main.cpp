@@ -243,6 +243,19 @@ const std::vector<Flag>& flags() {
         {"--ring-entries", "ring_entries", "N", "io_uring submission queue entries per reactor (power of two)",
          [](const Options& o) { return fmt::format("{}", o.server.ring_entries); },
          [](Options& o, std::string_view f, std::string_view v) { o.server.ring_entries = static_cast<unsigned>(parse_number(f, v, 0, std::numeric_limits<unsigned>::max())); }},
+        {"--backend", "backend", "NAME", "I/O backend: auto (io_uring, else epoll), io_uring or epoll",
+         [](const Options& o) { return std::string(ringwork::io::to_string(o.server.backend)); },
+         [](Options& o, std::string_view f, std::string_view v) {
+             if (v == "auto" || v == "automatic") {
+                 o.server.backend = ringwork::io::Backend::automatic;
+             } else if (v == "io_uring") {
+                 o.server.backend = ringwork::io::Backend::io_uring;
+             } else if (v == "epoll") {
+                 o.server.backend = ringwork::io::Backend::epoll;
+             } else {
+                 fail_usage(fmt::format("invalid value for {}: '{}' (expected auto, io_uring or epoll)", f, v));
+             }
+         }},
         {"--buffer-count", "buffer_count", "N", "provided receive buffers per reactor (power of two)",
          [](const Options& o) { return fmt::format("{}", o.server.buffer_count); },
          [](Options& o, std::string_view f, std::string_view v) { o.server.buffer_count = static_cast<unsigned>(parse_number(f, v, 0, std::numeric_limits<unsigned>::max())); }},

@@ -156,6 +156,8 @@ void ReactorState::notify_state_slow(int fd, ConnState state) const noexcept {
 
 void ReactorState::give_exchange(Exchange* x) noexcept {
     x->hijack_ = nullptr;
+    x->rebase_hook_ = nullptr;
+    x->rebase_self_ = nullptr;
     x->streaming_ = false;
     x->respond_now_ = false;
     x->stream_known_length_ = false;
@@ -999,9 +1001,15 @@ runtime::Task<> Connection::dispatch(Exchange& x) {
                         char* copy = x.arena_.allocate(n);
                         std::memcpy(copy, req_start, n);
                         rebase_head(x.request.head_, req_start, n, copy);
-                        auto& body = x.request.body_;
-                        if (body.data() >= req_start && body.data() < req_start + n) {
-                            body = std::string_view(copy + (body.data() - req_start), body.size());
+                        auto move = [&](std::string_view& v) {
+                            if (v.data() >= req_start && v.data() < req_start + n) {
+                                v = std::string_view(copy + (v.data() - req_start), v.size());
+                            }
+                        };
+                        move(x.request.body_);
+                        move(x.request.decoded_path_); // path() of a path without escapes
+                        if (x.rebase_hook_ != nullptr) {
+                            x.rebase_hook_(x.rebase_self_, req_start, n, copy); // e.g. route parameters
                         }
                         ++st_.stats.head_copies;
                     }
@@ -2180,6 +2188,7 @@ void Server::run_reactors(const io::SocketAddress& address, const std::vector<in
     runtime_options.reactor.buffer_size = options_.read_buffer_size;
     runtime_options.reactor.buffer_count = options_.buffer_count;
     runtime_options.reactor.sq_entries = options_.ring_entries;
+    runtime_options.reactor.backend = options_.backend;
     runtime_options.reactor.cq_entries = std::max(runtime_options.reactor.cq_entries, options_.ring_entries);
     io::Runtime runtime(runtime_options);
     std::atomic<std::uint16_t> port{fds.empty() ? address.port() : std::uint16_t{0}};

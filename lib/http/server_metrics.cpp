@@ -69,6 +69,7 @@ std::vector<ReactorFigures> ServerMetricsAccess::reactors(const Server& server) 
         f.ring = st->reactor.counters();
         f.sq_entries = st->reactor.features().sq_entries;
         f.cq_entries = st->reactor.features().cq_entries;
+        f.backend = st->reactor.features().backend;
     }
     return out;
 }

@@ -26,7 +26,8 @@ struct ReactorFigures {
     BufferPoolFigures carry; ///< buffers of requests spanning receive buffers
     io::ReactorStats ring;   ///< the reactor's io_uring counters (io::Reactor::counters())
     unsigned sq_entries = 0; ///< submission queue size the ring got
-    unsigned cq_entries = 0; ///< completion queue size the ring got
+    unsigned cq_entries = 0; ///< completion queue size the ring got (0 under epoll)
+    io::Backend backend = io::Backend::io_uring; ///< what runs the reactor's I/O
 };
 
 /// \brief Reads what Server keeps per reactor (a friend of Server: the state list is private).

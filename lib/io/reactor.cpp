@@ -57,6 +57,19 @@ bool env_has(const char* var, std::string_view word) {
 }
 
 void apply_environment(ReactorOptions& o) {
+    if (const char* v = std::getenv("RINGWORK_BACKEND")) { // NOLINT(concurrency-mt-unsafe)
+        const std::string_view s(v);
+        if (s == "io_uring") {
+            o.backend = Backend::io_uring;
+        } else if (s == "epoll") {
+            o.backend = Backend::epoll;
+        } else if (s == "auto" || s == "automatic" || s.empty()) {
+            o.backend = Backend::automatic;
+        } else {
+            throw std::invalid_argument(
+                fmt::format("RINGWORK_BACKEND={}: expected auto, io_uring or epoll", s));
+        }
+    }
     if (const char* v = std::getenv("RINGWORK_IO_URING_SETUP")) { // NOLINT(concurrency-mt-unsafe)
         const std::string_view s(v);
         if (s == "defer") {
@@ -143,14 +156,16 @@ ReactorImpl::ReactorImpl(Reactor& owner, ReactorOptions options)
     validate(options);
     // Writes to a reset socket must fail with EPIPE, not kill the process.
     std::signal(SIGPIPE, SIG_IGN); // NOLINT(cert-err33-c)
-    setup_ring(options);
-    probe_features(options);
+    setup_backend(options);
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd_ < 0) {
         const int err = errno;
-        io_uring_queue_exit(&ring_);
+        if (!epoll_) {
+            io_uring_queue_exit(&ring_);
+        }
         throw std::system_error(err, std::generic_category(), "eventfd for the reactor wakeup");
     }
+    own_fd(wake_fd_);
     now_ = Clock::now();
     arm_wakeup();
     tl_current = &owner_;
@@ -162,7 +177,11 @@ ReactorImpl::~ReactorImpl() {
     // Owners close their operations before the reactor goes; what remains (the wakeup read,
     // forgotten operations) is cancelled by the kernel when the ring is torn down.
     buffer_ring_.reset();
-    io_uring_queue_exit(&ring_);
+    if (epoll_) {
+        epoll_.reset(); // waits for file jobs still on the thread pool (they post to us)
+    } else {
+        io_uring_queue_exit(&ring_);
+    }
     {
         std::lock_guard lock(remote_mutex_); // a post() still writing its wake-up finishes first
         ::close(wake_fd_);
@@ -171,6 +190,40 @@ ReactorImpl::~ReactorImpl() {
     tl_current = prev_current_;
     tl_impl = prev_impl_;
     runtime::detail::tl_scheduler.ready = prev_ready_;
+}
+
+void ReactorImpl::setup_backend(const ReactorOptions& o) {
+    if (o.backend != Backend::epoll) {
+        try {
+            setup_ring(o);
+            probe_features(o);
+            features_.backend = Backend::io_uring;
+            return;
+        } catch (const IoUringUnavailable& e) {
+            if (o.backend == Backend::io_uring) {
+                throw;
+            }
+            features_ = ReactorFeatures{};
+            features_.fallback_reason = e.what();
+            // One line per process, not per reactor thread.
+            static std::atomic<bool> logged{false};
+            if (!logged.exchange(true)) {
+                fmt::print(stderr, "ringwork: using the epoll backend: {}\n", e.what());
+            }
+        }
+    }
+    epoll_ = std::make_unique<EpollEngine>(*this, o.sq_entries);
+    epoll_reaped_.reserve(o.sq_entries);
+    features_.backend = Backend::epoll;
+    features_.setup = SetupMode::plain;
+    features_.sq_entries = o.sq_entries;
+    features_.cq_entries = 0;
+    // Multishot operations and provided buffers are io_uring's: Socket and Listener take their
+    // one-shot paths (recv into a spare buffer, accept re-armed per connection).
+    features_.multishot_accept = false;
+    features_.multishot_recv = false;
+    features_.buffer_ring = false;
+    features_.msg_ring = false;
 }
 
 void ReactorImpl::setup_ring(const ReactorOptions& o) {
@@ -263,6 +316,10 @@ void ReactorImpl::probe_features(const ReactorOptions& o) {
 io_uring_sqe* ReactorImpl::sqe_slow() noexcept {
     // SQ full: submit what is prepared to make room (does not wait).
     ++stats_.sq_full_flushes;
+    if (epoll_) {
+        stats_.sqes_submitted += epoll_->submit(); // completions wait for the next reap
+        return epoll_->get_sqe();
+    }
     for (;;) {
         const int n = io_uring_submit(&ring_);
         if (n > 0) {
@@ -338,7 +395,25 @@ void ReactorImpl::stop() noexcept {
     post(&stop_work_);
 }
 
+void ReactorImpl::reap_epoll() noexcept {
+    // Dispatching may produce completions (a file job posted back, a resubmitted partial
+    // send runs at the next submit): loop until the engine's queue stays empty.
+    while (epoll_->has_completions()) {
+        epoll_->take(epoll_reaped_);
+        stats_.completions += epoll_reaped_.size();
+        for (const EngineCompletion& c : epoll_reaped_) {
+            auto* op = reinterpret_cast<Operation*>(c.data); // NOLINT: user_data is an Operation*
+            op->complete_(op, c.res, c.flags);
+        }
+    }
+    epoll_reaped_.clear();
+}
+
 void ReactorImpl::reap() noexcept {
+    if (epoll_) {
+        reap_epoll();
+        return;
+    }
     // Copy a batch of CQEs out, release their slots with one store, then dispatch. Dispatching
     // after the release keeps this re-entrant: a completion that needs an SQE when the SQ is
     // full may flush and reap again (sqe_slow) without corrupting this loop.
@@ -426,6 +501,10 @@ void ReactorImpl::run_once(bool wait) {
         buffer_ring_->flush();
     }
     const bool block = wait && ready_.empty();
+    if (epoll_) {
+        run_once_epoll(block);
+        return;
+    }
     int rc = 0;
     const unsigned queued = io_uring_sq_ready(&ring_);
     if (block) {
@@ -457,6 +536,35 @@ void ReactorImpl::run_once(bool wait) {
         ++stats_.cq_overflows;
     }
     reap();
+    now_ = Clock::now();
+    stats_.timers_fired += timers_.advance(now_tick());
+    run_ready();
+}
+
+void ReactorImpl::run_once_epoll(bool block) noexcept {
+    const unsigned queued = epoll_->queued();
+    if (queued != 0) {
+        stats_.sqes_submitted += epoll_->submit();
+    }
+    int rc = 0;
+    if (block && !epoll_->has_completions()) {
+        int timeout_ms = -1;
+        if (auto next = timers_.next_event()) {
+            const std::int64_t now_ns = Clock::now().time_since_epoch().count();
+            const std::int64_t due_ns = static_cast<std::int64_t>(*next) * kTickNs;
+            const std::int64_t delta = due_ns > now_ns ? due_ns - now_ns : 0;
+            timeout_ms = static_cast<int>((delta + 999'999) / 1'000'000); // never early
+        }
+        rc = epoll_->wait(timeout_ms);
+        ++stats_.submit_calls;
+    } else if (queued != 0 || !epoll_->has_completions()) {
+        rc = epoll_->wait(0); // pick up readiness without waiting
+        ++stats_.submit_calls;
+    }
+    if (rc < 0 && errno != EINTR) {
+        fmt::print(stderr, "ringwork: epoll_wait failed: {}\n", std::strerror(errno)); // NOLINT
+    }
+    reap_epoll();
     now_ = Clock::now();
     stats_.timers_fired += timers_.advance(now_tick());
     run_ready();
@@ -529,11 +637,25 @@ void drive_root(Reactor& reactor, std::coroutine_handle<> root, const bool& done
 
 } // namespace detail
 
+const char* to_string(Backend backend) noexcept {
+    switch (backend) {
+    case Backend::io_uring:
+        return "io_uring";
+    case Backend::epoll:
+        return "epoll";
+    default:
+        return "automatic";
+    }
+}
+
 std::string ReactorFeatures::describe() const {
+    if (backend == Backend::epoll) {
+        return fmt::format("backend=epoll sq={}", sq_entries);
+    }
     const char* mode = setup == SetupMode::defer_taskrun  ? "defer_taskrun"
                        : setup == SetupMode::coop_taskrun ? "coop_taskrun"
                                                           : "plain";
-    return fmt::format("setup={} sq={} cq={} multishot_accept={} multishot_recv={} buffer_ring={} "
+    return fmt::format("backend=io_uring setup={} sq={} cq={} multishot_accept={} multishot_recv={} buffer_ring={} "
                        "msg_ring={}",
                        mode, sq_entries, cq_entries, multishot_accept, multishot_recv, buffer_ring,
                        msg_ring);

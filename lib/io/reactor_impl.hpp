@@ -6,14 +6,17 @@
 #include <ringwork/runtime/counter.hpp>
 
 #include "io/buffer_ring.hpp"
+#include "io/epoll_engine.hpp"
 #include "io/timer_wheel.hpp"
 
 #include <liburing.h>
 
 #include <atomic>
 #include <cassert>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 namespace ringwork::io::detail {
 
@@ -30,9 +33,10 @@ public:
     ReactorImpl(const ReactorImpl&) = delete;
     ReactorImpl& operator=(const ReactorImpl&) = delete;
 
-    /// A submission slot; flushes the SQ when it is full (never blocks, never fails).
+    /// A submission slot; flushes the SQ when it is full (never blocks, never fails). Under
+    /// the epoll backend the slot is in the engine's user-space queue and means the same.
     io_uring_sqe* sqe() noexcept {
-        io_uring_sqe* s = io_uring_get_sqe(&ring_);
+        io_uring_sqe* s = epoll_ ? epoll_->get_sqe() : io_uring_get_sqe(&ring_);
         if (s == nullptr) [[unlikely]] {
             s = sqe_slow();
         }
@@ -57,6 +61,21 @@ public:
         io_uring_prep_cancel_fd(s, fd, IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data64(s, kIgnoredUserData);
     }
+
+    /// A Socket or Listener owns `fd` from now on (the epoll backend keeps it registered).
+    void own_fd(int fd) noexcept {
+        if (epoll_) {
+            epoll_->own(fd);
+        }
+    }
+    /// `fd` is about to be closed or released outside the ring (epoll: drop what is known).
+    void forget_fd(int fd) noexcept {
+        if (epoll_) {
+            epoll_->forget(fd);
+        }
+    }
+    /// The epoll engine, or null under io_uring.
+    EpollEngine* epoll() noexcept { return epoll_.get(); }
 
     void schedule(std::coroutine_handle<> h) { ready_.push(h); }
     [[nodiscard]] Clock::time_point now() const noexcept { return now_; }
@@ -106,16 +125,21 @@ public:
 
 private:
     io_uring_sqe* sqe_slow() noexcept;
+    void setup_backend(const ReactorOptions& options);
     void setup_ring(const ReactorOptions& options);
     void probe_features(const ReactorOptions& options);
     void arm_wakeup() noexcept;
     static void on_wakeup(Operation* op, int res, std::uint32_t flags) noexcept;
     void drain_remote() noexcept;
     void reap() noexcept;
+    void reap_epoll() noexcept;
+    void run_once_epoll(bool block) noexcept;
     void run_ready() noexcept;
 
     Reactor& owner_;
     io_uring ring_{};
+    std::unique_ptr<EpollEngine> epoll_;         ///< set under the epoll backend (ring_ unused)
+    std::vector<EngineCompletion> epoll_reaped_; ///< completions being dispatched (epoll)
     ReactorFeatures features_;
     BasicReactorStats<runtime::Counter> stats_;
     runtime::ReadyQueue ready_;

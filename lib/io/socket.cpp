@@ -183,6 +183,9 @@ bool IoOp::start(std::coroutine_handle<> h, runtime::StopToken token,
 
 void IoOp::submit() noexcept {
     ReactorImpl& r = current_impl();
+    if (guard_ != nullptr && kind_ != Kind::close) {
+        r.own_fd(fd_); // a Socket's descriptor: the epoll backend keeps it registered
+    }
     io_uring_sqe* s = r.sqe_for(this);
     auto* bytes = static_cast<char*>(addr_);
     switch (kind_) {
@@ -378,6 +381,17 @@ Listener& Listener::operator=(Listener&& other) noexcept {
     return *this;
 }
 
+namespace {
+
+/// `fd` leaves the reactor's hands without going through the ring (closed or given away).
+void forget_descriptor(int fd) noexcept {
+    if (fd >= 0 && detail::tl_impl != nullptr) {
+        detail::tl_impl->forget_fd(fd);
+    }
+}
+
+} // namespace
+
 Listener::~Listener() {
     assert(!armed_ && "destroying a Listener with an armed accept: co_await close() first");
     for (std::size_t i = head_; i < queue_.size(); ++i) {
@@ -386,12 +400,14 @@ Listener::~Listener() {
         }
     }
     if (fd_ >= 0) {
+        forget_descriptor(fd_);
         ::close(fd_);
     }
 }
 
 int Listener::release() noexcept {
     assert(!armed_ && "releasing a Listener with an armed accept");
+    forget_descriptor(fd_);
     return std::exchange(fd_, -1);
 }
 
@@ -406,6 +422,7 @@ SocketAddress Listener::local_address() const {
 
 void Listener::arm() noexcept {
     detail::ReactorImpl& r = detail::current_impl();
+    r.own_fd(fd_);
     io_uring_sqe* s = r.sqe_for(&op_);
     multishot_ = r.features().multishot_accept;
     if (multishot_) {
@@ -566,6 +583,7 @@ Socket::~Socket() {
         drop_queued();
     }
     if (fd_ >= 0) {
+        forget_descriptor(fd_);
         ::close(fd_);
     }
 }
@@ -573,6 +591,7 @@ Socket::~Socket() {
 int Socket::release() noexcept {
     assert(!armed_);
     drop_queued();
+    forget_descriptor(fd_);
     return std::exchange(fd_, -1);
 }
 
@@ -638,6 +657,7 @@ void Socket::wake() noexcept {
 
 void Socket::arm_recv() noexcept {
     detail::ReactorImpl& r = detail::current_impl();
+    r.own_fd(fd_);
     detail::BufferRing* ring = r.buffer_ring();
     io_uring_sqe* s = r.sqe_for(&op_);
     const bool use_ring = ring != nullptr && !no_buffers_ && ring->available() > 0;

@@ -321,6 +321,11 @@ runtime::Task<> App::run_chain(Context& c, const std::vector<detail::Step>& step
 
 runtime::Task<> App::handle(http::Exchange& x) {
     Context c(*this, x);
+    // Route parameters view the path: they move with it when the connection copies the
+    // request out of the receive buffer (the handler suspended).
+    x.on_rebase([](void* self, const char* from, std::size_t len, char* to) noexcept {
+        static_cast<Params*>(self)->rebase(from, len, to);
+    }, &c.params_);
     c.stop_ = co_await runtime::current_stop_token();
     const std::string_view path = x.request.path();
     if (!x.request.path_valid()) {

@@ -572,8 +572,17 @@ void MetricsState::render_server(std::string& out) const {
                 [](R r) { return r.ring.buffers_leased; });
     per_reactor(out, rs, "ringwork_reactor_loop_iterations_total", "counter", "Event loop passes.",
                 [](R r) { return r.ring.loop_iterations; });
+    family(out, "ringwork_reactor_backend", "gauge",
+           "The I/O backend each reactor runs (1 for the one in the label): io_uring, or epoll "
+           "where io_uring is unavailable or RINGWORK_BACKEND=epoll. Under epoll the "
+           "ringwork_io_uring_* counters count the same operations run by the epoll engine; "
+           "enter calls are epoll_wait calls.");
+    for (std::size_t i = 0; i < rs.size(); ++i) {
+        fmt::format_to(it, "ringwork_reactor_backend{{reactor=\"{}\",backend=\"{}\"}} 1\n", i,
+                       io::to_string(rs[i].backend));
+    }
     family(out, "ringwork_io_uring_entries", "gauge",
-           "Ring sizes obtained: submission and completion queue entries.");
+           "Ring sizes obtained: submission and completion queue entries (cq is 0 under epoll).");
     for (std::size_t i = 0; i < rs.size(); ++i) {
         fmt::format_to(it, "ringwork_io_uring_entries{{reactor=\"{}\",queue=\"sq\"}} {}\n", i,
                        rs[i].sq_entries);

@@ -17,12 +17,21 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 namespace test {
+
+/// True when the test runs under the epoll backend (the suite's epoll variants set
+/// RINGWORK_BACKEND=epoll): a few tests observe io_uring-only behaviour and adapt.
+inline bool epoll_backend() {
+    const char* v = std::getenv("RINGWORK_BACKEND"); // NOLINT(concurrency-mt-unsafe)
+    return v != nullptr && std::string_view(v) == "epoll";
+}
 
 /// Raise the soft RLIMIT_NOFILE to `want` (bounded by the hard limit); returns the new soft limit.
 inline rlim_t raise_fd_limit(rlim_t want) {
@@ -32,6 +41,30 @@ inline rlim_t raise_fd_limit(rlim_t want) {
     ::setrlimit(RLIMIT_NOFILE, &lim);
     ::getrlimit(RLIMIT_NOFILE, &lim);
     return lim.rlim_cur;
+}
+
+/// A blocking TCP client connected to 127.0.0.1:`port` whose reads and writes give up after
+/// `timeout`; -1 when the connect failed (no doctest assertion: usable from any thread and
+/// from a forked child).
+inline int try_connect(std::uint16_t port, std::chrono::seconds timeout = std::chrono::seconds(10)) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    const timeval tv{static_cast<time_t>(timeout.count()), 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) { // NOLINT: sockaddr API
+        ::close(fd);
+        return -1;
+    }
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
 }
 
 /// A blocking TCP client connected to 127.0.0.1:port (receive timeout bounds every read).

@@ -143,7 +143,19 @@ public:
     /// sent with Connection: close (the rest is not read).
     runtime::Task<io::Result<std::string_view>> read_body();
 
+    /// \brief Called when the connection moves the request out of the receive buffer (the
+    /// handler suspended for the first time): every view a layer above keeps into
+    /// [from, from + len) must be re-pointed at the same offset of `to`. The request's own
+    /// views are moved by the connection; the web layer registers its route parameters here.
+    using RebaseHook = void (*)(void* self, const char* from, std::size_t len, char* to) noexcept;
+    void on_rebase(RebaseHook hook, void* self) noexcept {
+        rebase_hook_ = hook;
+        rebase_self_ = self;
+    }
+
     // --- for the connection --------------------------------------------------------------
+    RebaseHook rebase_hook_ = nullptr;
+    void* rebase_self_ = nullptr;
     void* connection_ = nullptr;
     HijackHandler hijack_;
     bool streaming_ = false;
@@ -229,6 +241,10 @@ struct ServerOptions {
     /// two in [256, 1 MiB]). Unlike fasthttp it does not limit the head (see max_header_bytes).
     unsigned read_buffer_size = 4096;
     unsigned ring_entries = 1024;           ///< submission queue entries per reactor (power of two, [16, 32768])
+    /// I/O backend of the reactors listen_and_serve() starts: automatic (io_uring, else epoll
+    /// with one log line saying why), io_uring (else a start-up error), epoll.
+    /// RINGWORK_BACKEND=io_uring|epoll|auto overrides it.
+    io::Backend backend = io::Backend::automatic;
     unsigned buffer_count = 1024;           ///< provided receive buffers per reactor (power of two, [1, 32768])
     /// The hijack handler owns the hijacked socket: the server does not close it.
     bool keep_hijacked_conns = false;

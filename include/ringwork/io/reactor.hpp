@@ -28,10 +28,21 @@ enum class SetupMode : std::uint8_t {
     plain,         ///< no setup flags (any io_uring kernel)
 };
 
+/// \brief Which kernel interface runs a reactor's I/O.
+enum class Backend : std::uint8_t {
+    automatic, ///< io_uring when it can be set up, else epoll (one log line says why)
+    io_uring,  ///< io_uring or a start-up error (IoUringUnavailable)
+    epoll,     ///< epoll readiness and non-blocking syscalls: runs where io_uring is blocked
+};
+/// \brief "automatic", "io_uring" or "epoll".
+[[nodiscard]] const char* to_string(Backend backend) noexcept;
+
 /// \brief Reactor construction options. `RINGWORK_IO_URING_SETUP=defer|coop|plain` and
 /// `RINGWORK_IO_URING_DISABLE=multishot_accept,multishot_recv,buffer_ring` override them, so
-/// tests can force each fallback path on a new kernel.
+/// tests can force each fallback path on a new kernel; `RINGWORK_BACKEND=io_uring|epoll|auto`
+/// overrides `backend`.
 struct ReactorOptions {
+    Backend backend = Backend::automatic;
     unsigned sq_entries = 1024;   ///< submission queue size (power of two)
     unsigned cq_entries = 16384;  ///< completion queue size: size it for the connection count
     SetupMode setup = SetupMode::automatic;
@@ -45,7 +56,9 @@ struct ReactorOptions {
 
 /// \brief What the ring actually got (logged once, queried by tests).
 struct ReactorFeatures {
-    SetupMode setup = SetupMode::plain; ///< the setup mode obtained
+    Backend backend = Backend::io_uring; ///< io_uring or epoll (never automatic)
+    std::string fallback_reason;         ///< why automatic chose epoll (empty otherwise)
+    SetupMode setup = SetupMode::plain;  ///< the setup mode obtained (io_uring)
     bool ext_arg = false;               ///< timed waits without a timeout SQE (5.11+)
     bool multishot_accept = false;
     bool multishot_recv = false;
@@ -80,8 +93,9 @@ struct BasicReactorStats {
 /// \brief A snapshot of one reactor's counters (Reactor::stats(), Reactor::counters()).
 using ReactorStats = BasicReactorStats<std::uint64_t>;
 
-/// \brief Thrown when io_uring cannot be set up (ENOSYS, EPERM under seccomp or
-/// kernel.io_uring_disabled, missing opcodes); what() names the cause and the fix.
+/// \brief Thrown when io_uring is forced (Backend::io_uring) and cannot be set up (ENOSYS,
+/// EPERM under seccomp or kernel.io_uring_disabled, missing opcodes); what() names the cause
+/// and the fix. With Backend::automatic the reactor falls back to epoll instead.
 class IoUringUnavailable : public std::system_error {
 public:
     IoUringUnavailable(int err, const std::string& what)
@@ -92,7 +106,8 @@ namespace detail {
 class ReactorImpl;
 }
 
-/// \brief One io_uring event loop; create it on the thread that runs it.
+/// \brief One event loop (io_uring, or epoll where io_uring is blocked: see Backend); create
+/// it on the thread that runs it.
 ///
 /// Thread affinity: everything except stop() and post() is reactor-thread only. A loop pass
 /// submits every prepared SQE with one io_uring_enter (waiting for at least one completion or

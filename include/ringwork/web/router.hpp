@@ -61,6 +61,16 @@ public:
     [[nodiscard]] const Param* begin() const noexcept { return items_.data(); }
     [[nodiscard]] const Param* end() const noexcept { return items_.data() + size_; }
     void clear() noexcept { size_ = 0; }
+    /// \brief Re-point values viewing [from, from + len) at the same offsets of `to` (the
+    /// request was copied out of its receive buffer).
+    void rebase(const char* from, std::size_t len, const char* to) noexcept {
+        for (std::size_t i = 0; i < size_; ++i) {
+            std::string_view& v = items_[i].value;
+            if (v.data() >= from && v.data() < from + len) {
+                v = std::string_view(to + (v.data() - from), v.size());
+            }
+        }
+    }
 
 private:
     friend class detail::RouteTree;

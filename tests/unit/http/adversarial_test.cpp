@@ -66,28 +66,7 @@ rlim_t ensure_fd_limit(rlim_t want) {
     return lim.rlim_cur;
 }
 
-/// A client connected to 127.0.0.1:port whose connect, sends and receives give up after
-/// `timeout`; -1 when the connect failed (no doctest assertion: usable from any thread).
-int try_connect(std::uint16_t port, std::chrono::seconds timeout = 10s) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        return -1;
-    }
-    const timeval tv{static_cast<time_t>(timeout.count()), 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) { // NOLINT: sockaddr API
-        ::close(fd);
-        return -1;
-    }
-    const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
+using test::try_connect;
 
 /// Everything a connection delivered until it ended, and how it ended.
 struct Ending {

@@ -84,7 +84,15 @@ TEST_SUITE("reactor") {
         Reactor reactor;
         const auto& f = reactor.features();
         MESSAGE(f.describe());
-        CHECK(f.ext_arg);
+        if (test::epoll_backend()) {
+            CHECK(f.backend == ringwork::io::Backend::epoll);
+            CHECK_FALSE(f.multishot_accept);
+            CHECK_FALSE(f.multishot_recv);
+            CHECK_FALSE(f.buffer_ring);
+        } else {
+            CHECK(f.backend == ringwork::io::Backend::io_uring);
+            CHECK(f.ext_arg);
+        }
         CHECK(f.sq_entries >= 1);
         CHECK(Reactor::current() == &reactor);
     }

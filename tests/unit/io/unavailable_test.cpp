@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: MIT
 // Unit tests for io_uring being unavailable (a seccomp filter denies io_uring_setup in a child
 // process) and for invalid reactor configuration (environment and ReactorOptions).
+#include <ringwork/http/server.hpp>
 #include <ringwork/io/reactor.hpp>
 #include <ringwork/io/runtime.hpp>
 #include <ringwork/runtime/task.hpp>
 
+#include "helpers.hpp"
+
+#include <arpa/inet.h>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -219,13 +224,132 @@ ringwork::runtime::Task<> never_called(Reactor& /*reactor*/, unsigned /*index*/)
     co_return;
 }
 
+/// io_uring forced (the epoll variants of the suite set RINGWORK_BACKEND=epoll: ignored here).
+ReactorOptions io_uring_only() {
+    ReactorOptions o;
+    o.backend = ringwork::io::Backend::io_uring;
+    o.apply_environment = false;
+    return o;
+}
+
 void construct_reactor() {
-    Reactor reactor;
+    Reactor reactor(io_uring_only());
 }
 
 void run_runtime_with_two_threads() {
-    ringwork::io::Runtime runtime(ringwork::io::RuntimeOptions{.threads = 2});
+    ringwork::io::Runtime runtime(ringwork::io::RuntimeOptions{.threads = 2, .reactor = io_uring_only()});
     runtime.run(&never_called);
+}
+
+[[noreturn]] void child_fail(const std::string& what) { throw std::runtime_error(what); }
+
+/// Point stderr at a temporary file; return its descriptor (read it back with read_back()).
+int capture_stderr() {
+    char path[] = "/tmp/ringwork-stderr-XXXXXX";
+    const int fd = ::mkstemp(path);
+    if (fd < 0) {
+        child_fail("mkstemp");
+    }
+    ::unlink(path);
+    std::fflush(stderr);
+    ::dup2(fd, STDERR_FILENO);
+    return fd;
+}
+
+std::string read_back(int fd) {
+    std::fflush(stderr);
+    std::string text;
+    char buf[4096];
+    ssize_t n = 0;
+    off_t off = 0;
+    while ((n = ::pread(fd, buf, sizeof buf, off)) > 0) {
+        text.append(buf, static_cast<std::size_t>(n));
+        off += n;
+    }
+    return text;
+}
+
+std::size_t count_of(const std::string& haystack, const std::string& needle) {
+    std::size_t n = 0;
+    for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) {
+        ++n;
+    }
+    return n;
+}
+
+/// One GET over a fresh TCP connection to 127.0.0.1:`port`, read to EOF (Connection: close),
+/// every step bounded by a 5 s socket timeout.
+std::string get_once(std::uint16_t port, const std::string& path) {
+    const int fd = test::try_connect(port, std::chrono::seconds(5));
+    if (fd < 0) {
+        child_fail("connect: " + std::string(std::strerror(errno)));
+    }
+    write_all(fd, "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    std::string reply;
+    char buf[4096];
+    ssize_t n = 0;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+        reply.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return reply;
+}
+
+/// In the child (io_uring denied): an http::Server with two reactors under `backend` serves
+/// two requests on 127.0.0.1; stderr must hold exactly one line naming the fallback.
+void serve_without_io_uring(ringwork::io::Backend backend) {
+    ::unsetenv("RINGWORK_BACKEND"); // NOLINT(concurrency-mt-unsafe): the option decides (forked child)
+    const int err_fd = capture_stderr();
+    ringwork::http::ServerOptions o;
+    o.backend = backend;
+    ringwork::http::Server server(o);
+    server.set_handler([](ringwork::http::Exchange& x) -> ringwork::runtime::Task<> {
+        const auto* r = ringwork::io::Reactor::current();
+        x.response.set_body(std::string("served by ") +
+                              ringwork::io::to_string(r != nullptr ? r->features().backend
+                                                                   : ringwork::io::Backend::automatic));
+        co_return;
+    });
+    std::atomic<std::uint16_t> port{0};
+    std::string failure;
+    std::thread t([&] {
+        try {
+            server.listen_and_serve(ringwork::io::SocketAddress::loopback(0), 2,
+                                    [&](std::uint16_t p) { port.store(p); });
+        } catch (const std::exception& e) {
+            failure = e.what();
+            port.store(1); // wake the waiter
+        }
+    });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (port.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::string a;
+    std::string b;
+    if (failure.empty() && port.load() > 1) {
+        a = get_once(port.load(), "/a");
+        b = get_once(port.load(), "/b");
+    }
+    server.shutdown();
+    t.join();
+    if (!failure.empty()) {
+        child_fail("listen_and_serve threw: " + failure);
+    }
+    const std::string log = read_back(err_fd);
+    for (const std::string* reply : {&a, &b}) {
+        if (reply->rfind("HTTP/1.1 200 OK\r\n", 0) != 0 || !reply->ends_with("served by epoll")) {
+            child_fail("unexpected reply: " + *reply);
+        }
+    }
+    const std::size_t lines = count_of(log, "using the epoll backend");
+    const bool automatic = backend == ringwork::io::Backend::automatic;
+    if (lines != (automatic ? 1U : 0U)) {
+        child_fail("expected " + std::to_string(automatic ? 1 : 0) + " fallback line(s), stderr:\n" + log);
+    }
+    if (automatic && log.find("seccomp") == std::string::npos) {
+        child_fail("the fallback line does not say why: " + log);
+    }
 }
 
 bool contains(const std::string& haystack, const char* needle) {
@@ -316,6 +440,66 @@ TEST_CASE("Runtime with two threads rethrows IoUringUnavailable from run() witho
         CHECK(out.reported_errno() == err);
         CHECK(contains(out.message(), "seccomp"));
     }
+}
+
+TEST_CASE("Without io_uring an automatic Server falls back to epoll, says why once, and serves") {
+    if (!kHaveSeccompFilter) {
+        MESSAGE("skipped: no seccomp filter for this architecture");
+        return;
+    }
+    for (const int err : {EPERM, ENOSYS}) {
+        CAPTURE(err);
+        const ChildOutcome out = run_denied(err, [] { serve_without_io_uring(ringwork::io::Backend::automatic); });
+        INFO(out.describe());
+        CHECK(out.exited_with(kChildNoException));
+    }
+}
+
+TEST_CASE("Without io_uring a Server forced to epoll serves and logs no fallback line") {
+    if (!kHaveSeccompFilter) {
+        MESSAGE("skipped: no seccomp filter for this architecture");
+        return;
+    }
+    const ChildOutcome out = run_denied(EPERM, [] { serve_without_io_uring(ringwork::io::Backend::epoll); });
+    INFO(out.describe());
+    CHECK(out.exited_with(kChildNoException));
+}
+
+TEST_CASE("A Server forced to io_uring where it is denied fails at start with the cause") {
+    if (!kHaveSeccompFilter) {
+        MESSAGE("skipped: no seccomp filter for this architecture");
+        return;
+    }
+    const ChildOutcome out = run_denied(EPERM, [] {
+        ::unsetenv("RINGWORK_BACKEND"); // NOLINT(concurrency-mt-unsafe): the option decides (forked child)
+        ringwork::http::ServerOptions o;
+        o.backend = ringwork::io::Backend::io_uring;
+        ringwork::http::Server server(o);
+        server.set_handler([](ringwork::http::Exchange&) -> ringwork::runtime::Task<> { co_return; });
+        server.listen_and_serve(ringwork::io::SocketAddress::loopback(0), 1);
+    });
+    INFO(out.describe());
+    REQUIRE(out.exited_with(kChildCaught));
+    CHECK(out.reported_errno() == EPERM);
+    CHECK(contains(out.message(), "seccomp"));
+}
+
+TEST_CASE("A Reactor forced to epoll needs no io_uring and names its backend") {
+    ReactorOptions o;
+    o.backend = ringwork::io::Backend::epoll;
+    o.apply_environment = false;
+    Reactor reactor(o);
+    CHECK(reactor.features().backend == ringwork::io::Backend::epoll);
+    CHECK(reactor.features().fallback_reason.empty());
+    CHECK(contains(reactor.features().describe(), "backend=epoll"));
+    CHECK_FALSE(reactor.features().buffer_ring);
+}
+
+TEST_CASE("An invalid RINGWORK_BACKEND value throws std::invalid_argument naming it") {
+    const ScopedEnv env("RINGWORK_BACKEND", "kqueue");
+    const std::string msg = invalid_argument_of(ReactorOptions{});
+    CHECK(contains(msg, "RINGWORK_BACKEND"));
+    CHECK(contains(msg, "kqueue"));
 }
 
 TEST_CASE("An invalid RINGWORK_IO_URING_SETUP value throws std::invalid_argument naming it") {

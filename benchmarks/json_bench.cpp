@@ -35,7 +35,7 @@ struct Timing {
 };
 
 std::size_t heap_allocations() {
-#ifdef TEST_ASAN
+#ifdef TEST_NO_HEAP_COUNTER
     return 0;
 #else
     return test::g_heap_allocations.load(std::memory_order_relaxed);
@@ -69,7 +69,7 @@ Timing measure(Op op, std::chrono::milliseconds budget) {
         total_ops += ops;
     }
     Timing t;
-#ifndef TEST_ASAN
+#ifndef TEST_NO_HEAP_COUNTER
     t.allocations =
         static_cast<double>(heap_allocations() - heap_before) / static_cast<double>(total_ops);
 #endif
@@ -185,7 +185,7 @@ void compare_serialize(const char* name, Make make) {
 } // namespace
 
 int main() {
-#ifdef TEST_ASAN
+#ifdef TEST_NO_HEAP_COUNTER
     std::printf("(built with ASan: allocation counts unavailable, timings meaningless)\n");
 #endif
     std::printf("%-52s %8s  %9s\n", "case", "body", "per body");

@@ -990,8 +990,15 @@ runtime::Task<> Connection::dispatch(Exchange& x) {
                 } else {
                     arm_watch();
                 }
-                // The handler suspended: copy what its request views point at out of the
-                // receive buffer, so the buffer goes back to the ring while it waits.
+                // The handler suspended. The request's stored views (head, body, decoded
+                // path, and through on_rebase the web layer's route parameters) move to the
+                // arena, where they outlive the connection if the handler is detached
+                // (respond_now). The receive buffer itself stays leased until the handler
+                // returns: a view the handler took before it suspended and kept in a local
+                // (`auto id = c.param("id"); co_await ...;`) must not start reading another
+                // client's bytes once the buffer is reused. A suspended handler thus holds one
+                // receive buffer; when the provided ring runs dry, receives fall back to
+                // spare buffers (-ENOBUFS path).
                 if (lease_.holds_buffer() && in_stream_.x == nullptr) {
                     const std::string_view win = lease_.view();
                     const char* req_start = x.request.head_.method_text.data();
@@ -1013,7 +1020,6 @@ runtime::Task<> Connection::dispatch(Exchange& x) {
                         }
                         ++st_.stats.head_copies;
                     }
-                    to_carry();
                 }
                 // Wait for the handler to return, or for respond_now() (which wakes us with
                 // the handler still running).

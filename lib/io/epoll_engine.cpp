@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cerrno>
 #include <system_error>
@@ -22,7 +23,9 @@ namespace {
 
 constexpr std::size_t kParkedChunk = 256;
 constexpr int kMaxEvents = 256;
-constexpr std::uint32_t kWatchEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
+// The *NORM/*BAND bits only matter to a poll_add that asks for them by those names.
+constexpr std::uint32_t kWatchEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLRDNORM |
+                                       EPOLLRDBAND | EPOLLWRNORM | EPOLLWRBAND | EPOLLET;
 constexpr std::uint32_t kReadReady = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI;
 constexpr std::uint32_t kWriteReady = EPOLLOUT | EPOLLHUP | EPOLLERR;
 
@@ -81,8 +84,26 @@ EpollEngine::FdState& EpollEngine::state(int fd) noexcept {
 }
 
 void EpollEngine::own(int fd) noexcept {
-    if (fd >= 0) {
-        state(fd).owned = true;
+    if (fd < 0) {
+        return;
+    }
+    FdState& st = state(fd);
+    if (st.owned) {
+        return;
+    }
+    if (st.head == nullptr) {
+        // Whatever was known about this descriptor number belonged to an earlier descriptor
+        // (a raw fd closed behind the engine's back): start afresh. watch() copes with a
+        // registration the kernel still holds (EEXIST: MOD).
+        st = FdState{};
+    }
+    st.owned = true;
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) {
+        // Only a stream socket's short read proves its queue empty (see attempt()): for
+        // anything else peer_closed, which turns that inference off, is set for good.
+        st.peer_closed = true;
     }
 }
 
@@ -170,7 +191,7 @@ void EpollEngine::run(const io_uring_sqe& sqe) noexcept {
     }
     FdState& st = state(p.fd);
     if (p.opcode == IORING_OP_READ || p.opcode == IORING_OP_WRITE) {
-        if (st.kind == 0) {
+        if (st.kind == 0 || !st.owned) { // a raw descriptor may have changed since: look again
             struct stat sb {};
             if (::fstat(p.fd, &sb) != 0) {
                 complete(data, -errno);
@@ -181,6 +202,15 @@ void EpollEngine::run(const io_uring_sqe& sqe) noexcept {
         }
         if (st.kind == 1) {
             run_file(p);
+            unwatch_if_unused(p.fd, st);
+            return;
+        }
+        if (p.opcode == IORING_OP_WRITE && !st.nonblocking) {
+            // A blocking pipe or tty: write() after POLLOUT still blocks until every byte is
+            // taken (a slow log reader). The pool does it; the offset means nothing here.
+            Parked q = p;
+            q.off = static_cast<std::uint64_t>(-1);
+            run_file(q);
             unwatch_if_unused(p.fd, st);
             return;
         }
@@ -196,15 +226,19 @@ void EpollEngine::run(const io_uring_sqe& sqe) noexcept {
 
 EpollEngine::Outcome EpollEngine::attempt(Parked& p, FdState& st, int& res) noexcept {
     const bool owned = st.owned;
+    // The caller's own MSG_DONTWAIT: answer -EAGAIN rather than wait, as io_uring does.
+    const bool caller_dontwait = (p.opcode == IORING_OP_RECV || p.opcode == IORING_OP_SEND ||
+                                  p.opcode == IORING_OP_SENDMSG) && (p.arg & MSG_DONTWAIT) != 0;
     for (;;) {
         ssize_t n = 0;
         switch (p.opcode) {
         case IORING_OP_RECV:
-            if (owned && st.registered && !st.readable) {
+            if (owned && st.registered && !st.readable && !caller_dontwait) {
                 return Outcome::would_block; // drained since the last event: no syscall
             }
             n = ::recv(p.fd, p.addr, p.len, static_cast<int>(p.arg) | MSG_DONTWAIT);
-            if (n > 0 && owned && !st.peer_closed && static_cast<std::uint32_t>(n) < p.len) {
+            if (n > 0 && owned && !st.peer_closed && (p.arg & (MSG_PEEK | MSG_OOB | MSG_WAITALL)) == 0 &&
+                static_cast<std::uint32_t>(n) < p.len) {
                 // A short read of a stream socket emptied its queue; bytes arriving later
                 // raise a new edge. Not once the peer's FIN may be queued behind the bytes
                 // read: its edge was already consumed, so the next recv must look.
@@ -212,7 +246,7 @@ EpollEngine::Outcome EpollEngine::attempt(Parked& p, FdState& st, int& res) noex
             }
             break;
         case IORING_OP_SEND:
-            if (owned && st.registered && !st.writable) {
+            if (owned && st.registered && !st.writable && !caller_dontwait) {
                 return Outcome::would_block;
             }
             n = ::send(p.fd, p.addr, p.len, static_cast<int>(p.arg) | MSG_DONTWAIT);
@@ -220,12 +254,23 @@ EpollEngine::Outcome EpollEngine::attempt(Parked& p, FdState& st, int& res) noex
                 st.writable = false; // the send buffer is full
             }
             break;
-        case IORING_OP_SENDMSG:
-            if (owned && st.registered && !st.writable) {
+        case IORING_OP_SENDMSG: {
+            if (owned && st.registered && !st.writable && !caller_dontwait) {
                 return Outcome::would_block;
             }
-            n = ::sendmsg(p.fd, static_cast<const msghdr*>(p.addr), static_cast<int>(p.arg) | MSG_DONTWAIT);
+            const auto* msg = static_cast<const msghdr*>(p.addr);
+            n = ::sendmsg(p.fd, msg, static_cast<int>(p.arg) | MSG_DONTWAIT);
+            if (n >= 0) {
+                std::size_t total = 0;
+                for (std::size_t i = 0; i < msg->msg_iovlen; ++i) {
+                    total += msg->msg_iov[i].iov_len;
+                }
+                if (static_cast<std::size_t>(n) < total) {
+                    st.writable = false; // the send buffer is full
+                }
+            }
             break;
+        }
         case IORING_OP_ACCEPT:
             if (!st.nonblocking) {
                 // A readiness-checked accept on a blocking listener could still block (another
@@ -261,9 +306,12 @@ EpollEngine::Outcome EpollEngine::attempt(Parked& p, FdState& st, int& res) noex
                 if (errno == EINTR) {
                     continue;
                 }
-                if (would_block(errno)) { // AF_UNIX: the listener's backlog is full; try again
-                    st.writable = false;
-                    return Outcome::would_block;
+                if (would_block(errno)) {
+                    // AF_UNIX: the listener's backlog is full. No edge would announce room
+                    // (an unconnected socket is always writable): answer as a non-blocking
+                    // connect does and let the caller retry.
+                    res = -EAGAIN;
+                    return Outcome::done;
                 }
                 res = -errno;
                 return Outcome::done;
@@ -319,7 +367,7 @@ EpollEngine::Outcome EpollEngine::attempt(Parked& p, FdState& st, int& res) noex
             continue;
         }
         if (would_block(err)) {
-            if (p.opcode == IORING_OP_RECV && (p.arg & MSG_DONTWAIT) != 0) {
+            if (caller_dontwait) {
                 res = -EAGAIN; // the caller asked not to wait
                 return Outcome::done;
             }
@@ -332,7 +380,9 @@ EpollEngine::Outcome EpollEngine::attempt(Parked& p, FdState& st, int& res) noex
 }
 
 void EpollEngine::park(const Parked& p, FdState& st) noexcept {
-    if (!st.registered && !watch(p.fd, st)) {
+    // A raw descriptor is (re-)registered for each wait: its owner may have closed it, which
+    // drops the kernel's registration behind the engine's back (EEXIST: MOD).
+    if ((!st.registered || !st.owned) && !watch(p.fd, st)) {
         complete(p.data, -errno); // not pollable (and not a regular file): as poll(2) would fail
         unwatch_if_unused(p.fd, st);
         return;
@@ -401,8 +451,8 @@ void EpollEngine::progress(int fd, std::uint32_t events) noexcept {
     if ((events & kReadReady) != 0) {
         st.readable = true;
     }
-    if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
-        st.peer_closed = true;
+    if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) != 0) {
+        st.peer_closed = true; // an end of stream, or urgent data (a read stops at its mark)
     }
     if ((events & kWriteReady) != 0) {
         st.writable = true;
@@ -488,7 +538,9 @@ void EpollEngine::run_file(const Parked& p) noexcept {
         complete(p.data, static_cast<int>(n));
         return;
     }
-    if (!would_block(errno) && errno != EOPNOTSUPP) {
+    // EINVAL: RWF_NOWAIT refused by this file; the pool retries without it (and reports a
+    // genuine EINVAL then).
+    if (!would_block(errno) && errno != EOPNOTSUPP && errno != EINVAL) {
         complete(p.data, -errno);
         return;
     }

@@ -8,6 +8,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 #include <csignal>
 #include <cstdlib>
@@ -553,7 +554,8 @@ void ReactorImpl::run_once_epoll(bool block) noexcept {
             const std::int64_t now_ns = Clock::now().time_since_epoch().count();
             const std::int64_t due_ns = static_cast<std::int64_t>(*next) * kTickNs;
             const std::int64_t delta = due_ns > now_ns ? due_ns - now_ns : 0;
-            timeout_ms = static_cast<int>((delta + 999'999) / 1'000'000); // never early
+            const std::int64_t ms = (delta + 999'999) / 1'000'000; // never early
+            timeout_ms = static_cast<int>(std::min<std::int64_t>(ms, 24LL * 3600 * 1000)); // woken daily at most
         }
         rc = epoll_->wait(timeout_ms);
         ++stats_.submit_calls;

@@ -16,10 +16,11 @@ bool iequals(std::string_view a, std::string_view b) noexcept;
 
 /// \brief One HTTP request as the handler sees it.
 ///
-/// Lifetime: the views are valid until the handler's Task completes. While the handler runs
-/// without suspending they point into the leased receive buffer; at its first suspension the
-/// connection copies the head and body into the request's arena and re-points them, so always
-/// re-read a view after a `co_await` rather than keeping one taken before it. Reactor thread only.
+/// Lifetime: the views are valid until the handler's Task completes, also across `co_await`s
+/// (the connection keeps the receive buffer they point into while the handler is suspended).
+/// At its first suspension the connection also copies the head and body into the request's
+/// arena and re-points the stored views: a handler detached by respond_now() re-reads them
+/// there after the connection has gone. Reactor thread only.
 class Request {
 public:
     [[nodiscard]] Method method() const noexcept { return head_.method; }

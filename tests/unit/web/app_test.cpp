@@ -6,6 +6,8 @@
 #include <ringwork/web/testing.hpp>
 
 #include "helpers.hpp"
+#include "http_reader.hpp"
+#include "running_server.hpp"
 
 #include <doctest/doctest.h>
 
@@ -54,6 +56,45 @@ TEST_CASE("sync and async handlers, params, query and JSON") {
     CHECK(r.status == 202);
     CHECK(r.body == "late");
     CHECK_FALSE(r.closed); // one kept-alive connection served all three
+}
+
+TEST_CASE("views a suspended handler took before its co_await stay its own while other requests "
+          "reuse receive buffers") {
+    // A handler keeps c.param() and c.path() in locals across a co_await. Meanwhile a second
+    // connection sends requests to the same reactor: with the receive buffer given back at
+    // the suspension, the locals read those requests' bytes (the spare pool of the epoll
+    // backend, or io_uring without a buffer ring, reuses a buffer at once; this test runs
+    // under both, and with 2 ring buffers so that the ring recycles quickly too).
+    App app;
+    std::atomic<int> parked{0};
+    app.get("/slow/:id", [&parked](Context& c) -> Task<> {
+        const std::string_view id = c.param("id");
+        const std::string_view path = c.path();
+        const std::string_view ua = c.header("User-Agent");
+        ++parked;
+        co_await ringwork::io::sleep_for(300ms);
+        c.text(std::string(id) + "|" + std::string(path) + "|" + std::string(ua) + "|" +
+               std::string(c.param("id")));
+    });
+    app.get("/fast/:id", [](Context& c) { c.text(std::string(c.param("id"))); });
+    app.freeze();
+    ringwork::http::ServerOptions o;
+    o.buffer_count = 2;
+    test::RunningServer s(o, [&app](ringwork::http::Exchange& x) { return app.handle(x); });
+    const int slow = test::connect_blocking(s.port.load());
+    REQUIRE(test::write_all(slow, "GET /slow/first-id-AAAA HTTP/1.1\r\nHost: t\r\nUser-Agent: slow-agent\r\n\r\n"));
+    REQUIRE(test::eventually([&] { return parked.load() == 1; }));
+    const int fast = test::connect_blocking(s.port.load());
+    for (int i = 0; i < 20; ++i) {
+        const std::string id = "zzzzzzzzzzzz-" + std::to_string(i);
+        REQUIRE(test::write_all(fast, "GET /fast/" + id + " HTTP/1.1\r\nHost: t\r\nUser-Agent: other-agent-xx\r\n\r\n"));
+        const std::string reply = test::read_response(fast);
+        CHECK(reply.ends_with(id));
+    }
+    const std::string reply = test::read_response(slow);
+    CHECK(reply.ends_with("first-id-AAAA|/slow/first-id-AAAA|slow-agent|first-id-AAAA"));
+    ::close(fast);
+    ::close(slow);
 }
 
 TEST_CASE("middleware run as an onion, in registration order, and may short-circuit") {

@@ -75,11 +75,6 @@ public:
     /// (operations still parked on it complete with -ECANCELED).
     void forget(int fd) noexcept;
 
-    /// Operations waiting on a descriptor (tests, diagnostics).
-    [[nodiscard]] std::size_t parked() const noexcept { return parked_count_; }
-    /// File operations running on the thread pool.
-    [[nodiscard]] std::size_t jobs_running() const noexcept { return jobs_running_.load(std::memory_order_acquire); }
-
 private:
     /// A submission waiting for its descriptor (a copy of what the SQE said).
     struct Parked {

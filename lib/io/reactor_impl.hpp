@@ -74,9 +74,6 @@ public:
             epoll_->forget(fd);
         }
     }
-    /// The epoll engine, or null under io_uring.
-    EpollEngine* epoll() noexcept { return epoll_.get(); }
-
     void schedule(std::coroutine_handle<> h) { ready_.push(h); }
     [[nodiscard]] Clock::time_point now() const noexcept { return now_; }
     [[nodiscard]] std::uint64_t now_tick() const noexcept { return to_tick_floor(now_); }

@@ -7,7 +7,7 @@
 #   (from any directory: it works from the repository root). Knobs (environment):
 #   DURATION=10   seconds per wrk run            ROUNDS=5        interleaved rounds
 #   LATENCY_DURATION=DURATION/2 (at least 1)     seconds per fixed-rate h2load run
-#   CONNECTIONS=64  wrk and h2load connections   PORT_BASE=8090  ports PORT_BASE..PORT_BASE+6
+#   CONNECTIONS=64  wrk and h2load connections   PORT_BASE=8090  ports PORT_BASE..PORT_BASE+7
 #   BUILD_DIR=build (configured --buildtype=release --wrap-mode=nodownload if it does not exist)
 #   IDLE_CONNS=10000  connections of the idle-memory scenario
 #   ALLOC_REQUESTS=20000  CALLGRIND_REQUESTS=20000  requests counted (after a warm-up)
@@ -17,7 +17,8 @@
 # --multicore: 2 threads / GOMAXPROCS=2 / 2 workers, nothing pinned; scenarios (a)-(c) only.
 #
 # Servers: ringwork (io_uring), ringwork-epoll (the same binary, RINGWORK_BACKEND=epoll),
-# fasthttp, nginx.
+# fasthttp, nginx; in (a)-(c) also ringwork-metrics (the same binary with --metrics: every
+# request counted and timed, issue 10's cost target).
 # Scenarios per round, servers interleaved in an order that rotates each round:
 #   (a) plaintext keep-alive, CONNECTIONS conns (wrk --latency: p99 at saturation), also on
 #       the bare liburing loop (benchmarks/peers/bare_loop.c), the keep-alive CPU floor
@@ -161,6 +162,12 @@ start_server() { # name, port, command...
 start_ringwork() {
     start_server ringwork "$PORT_BASE" "$TECHEMPOWER_BIN" --host 127.0.0.1 --port "$PORT_BASE" \
         --threads "$THREADS"
+}
+# The same app counting and timing every request (issue 10: the cost of leaving metrics on).
+start_ringwork_metrics() {
+    local port=$((PORT_BASE + 7))
+    start_server ringwork-metrics "$port" "$TECHEMPOWER_BIN" --metrics \
+        --host 127.0.0.1 --port "$port" --threads "$THREADS"
 }
 # The same app on the epoll backend (issue 9): what runs where io_uring is blocked.
 start_ringwork_epoll() {
@@ -463,7 +470,9 @@ build_fasthttp
 build_tools
 
 SERVERS=(ringwork ringwork-epoll fasthttp nginx)
+THROUGHPUT_SERVERS=(ringwork ringwork-metrics ringwork-epoll fasthttp nginx) # (a)-(c)
 start_ringwork
+start_ringwork_metrics
 start_ringwork_epoll
 start_fasthttp
 start_nginx
@@ -486,13 +495,15 @@ for round in $(seq "$ROUNDS"); do
     # Rotate the order so that no server always runs first or right after another.
     shift_by=$(((round - 1) % ${#SERVERS[@]}))
     order=("${SERVERS[@]:shift_by}" "${SERVERS[@]:0:shift_by}")
+    shift_by=$(((round - 1) % ${#THROUGHPUT_SERVERS[@]}))
+    torder=("${THROUGHPUT_SERVERS[@]:shift_by}" "${THROUGHPUT_SERVERS[@]:0:shift_by}")
     if ((MULTICORE)); then
-        scenario_plaintext_keepalive "$round" "${order[@]}"
+        scenario_plaintext_keepalive "$round" "${torder[@]}"
     else
-        scenario_plaintext_keepalive "$round" "${order[@]}" bare
+        scenario_plaintext_keepalive "$round" "${torder[@]}" bare
     fi
-    scenario_plaintext_pipelined "$round" "${order[@]}"
-    scenario_json_keepalive "$round" "${order[@]}"
+    scenario_plaintext_pipelined "$round" "${torder[@]}"
+    scenario_json_keepalive "$round" "${torder[@]}"
     if ((!MULTICORE)); then
         scenario_latency "$round" "${order[@]}"
     fi
@@ -505,7 +516,7 @@ if ((!MULTICORE)); then
         scenario_idle_memory "$name"
     done
 fi
-for name in "${SERVERS[@]}"; do
+for name in "${SERVERS[@]}" ringwork-metrics; do
     stop_server "$name"
 done
 if ((!MULTICORE)); then

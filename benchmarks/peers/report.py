@@ -18,8 +18,8 @@ import shutil
 import statistics
 import subprocess
 
-SERVERS = ["ringwork", "ringwork-epoll", "fasthttp", "nginx", "bare"]
-PEERS = ["ringwork-epoll", "fasthttp", "nginx", "bare"]
+SERVERS = ["ringwork", "ringwork-metrics", "ringwork-epoll", "fasthttp", "nginx", "bare"]
+PEERS = ["ringwork-metrics", "ringwork-epoll", "fasthttp", "nginx", "bare"]
 
 # (scenario, metric, what the row is, unit, format): the order of the table.
 ROWS = [
@@ -141,6 +141,16 @@ def targets(fig):
     worst = max(allocs) if allocs else None
     add("zero heap allocations/request (steady state, every case)",
         f"{worst:.4f} (worst case)" if worst is not None else "", worst, lambda x: x == 0)
+    # Issue 10: metrics on (techempower --metrics: every request counted and timed) costs
+    # under 2 % of CPU per request.
+    for scenario, label in (("plaintext-keepalive", "plaintext keep-alive"),
+                            ("plaintext-pipelined16", "pipelined x16"),
+                            ("json-keepalive", "JSON keep-alive")):
+        m = fig.median(scenario, "ringwork-metrics", "cpu_us")
+        u = fig.median(scenario, "ringwork", "cpu_us")
+        r = m / u if m is not None and u else None
+        add(f"metrics on, {label}: CPU/request < 1.02x metrics off", f"{r:.3f}x" if r else "", r,
+            lambda x: x < 1.02)
     # Issue 9: the epoll backend (the same app with RINGWORK_BACKEND=epoll) within 15 % of the
     # io_uring backend's CPU per request, and ahead of fasthttp.
     for scenario, label in (("plaintext-keepalive", "plaintext keep-alive"),

@@ -58,6 +58,7 @@ public:
     std::coroutine_handle<> drained_waiter{}; ///< serve() waiting for active == 0
 
     Exchange* take_exchange();
+    Exchange* take_exchange_slot(); ///< take_exchange() without the start time
     void give_exchange(Exchange* x) noexcept;
 
     /// One line to ServerOptions::logger (default: stderr). Never throws.

@@ -115,6 +115,16 @@ ReactorState::ReactorState(Server& s, io::Reactor& r)
 }
 
 Exchange* ReactorState::take_exchange() {
+    Exchange* x = take_exchange_slot();
+    // The wake-up's time, not a clock read per request (~30 ns under kvm-clock, 4 % of a
+    // pipelined request): a request counts from when its first bytes arrived.
+    const io::detail::ReactorImpl& impl = io::detail::current_impl();
+    x->start_time_ = impl.now();
+    x->start_ticks_ = impl.wake_ticks();
+    return x;
+}
+
+Exchange* ReactorState::take_exchange_slot() {
     if (!free_exchanges_.empty()) {
         Exchange* x = free_exchanges_.back().release();
         free_exchanges_.pop_back();
@@ -369,6 +379,9 @@ private:
     // after the first `at` bytes of its buffer (sendmsg with an iovec, in order).
     static constexpr std::size_t kZeroCopyMin = 16 * 1024;
     static constexpr std::size_t kMaxSegments = 8;
+    /// Copied output a handler's Exchange::write() may leave queued before it waits for the
+    /// client (per buffer; two exist while one is in the kernel).
+    static constexpr std::size_t kStreamHighWater = 64 * 1024;
     struct Segment {
         std::size_t at;
         const char* data;
@@ -586,7 +599,7 @@ void Connection::on_flush(io::Deferred* d) noexcept {
 }
 
 void Connection::start_send() noexcept {
-    if (send_inflight_ || pending_.empty() || send_error_ != 0) {
+    if (send_inflight_ || pending_bytes() == 0 || send_error_ != 0) {
         return;
     }
     std::swap(pending_, sending_);
@@ -667,9 +680,9 @@ void Connection::on_send(io::Operation* op, int res, std::uint32_t /*flags*/) no
     c->sending_segs_.count = 0;
     c->sending_segs_.bytes = 0;
     r.timers().remove(c->write_timer_);
-    if (c->send_error_ == 0 && !c->pending_.empty()) {
+    if (c->send_error_ == 0 && c->pending_bytes() != 0) {
         c->start_send();
-    } else if (c->drain_waiter_ && (c->pending_.empty() || c->send_error_ != 0)) {
+    } else if (c->drain_waiter_ && (c->pending_bytes() == 0 || c->send_error_ != 0)) {
         r.schedule(std::exchange(c->drain_waiter_, nullptr));
     } else if (c->idle_) {
         c->release_idle_buffers(); // the last response of a batch left while the connection idles
@@ -677,7 +690,7 @@ void Connection::on_send(io::Operation* op, int res, std::uint32_t /*flags*/) no
 }
 
 void Connection::release_idle_buffers() {
-    if (!send_inflight_ && pending_.empty() && send_error_ == 0) {
+    if (!send_inflight_ && pending_bytes() == 0 && send_error_ == 0) {
         give_out(pending_);
         give_out(sending_);
     }
@@ -689,8 +702,10 @@ void Connection::release_idle_buffers() {
 runtime::Task<> Connection::drain_output() {
     struct Drained {
         Connection* c;
+        // Also after an error, nothing of ours stays in the kernel: a zero-copy piece is the
+        // caller's memory (cut() cancels the send, whose completion then wakes us).
         bool await_ready() const noexcept {
-            return c->send_error_ != 0 || (!c->send_inflight_ && c->pending_.empty());
+            return !c->send_inflight_ && (c->send_error_ != 0 || c->pending_bytes() == 0);
         }
         void await_suspend(std::coroutine_handle<> h) noexcept {
             c->drain_waiter_ = h;
@@ -1153,8 +1168,8 @@ runtime::Task<> Connection::run() {
                 break;
             }
             if (x == nullptr) {
-                request_start_ = io::Clock::now();
                 x = st_.take_exchange();
+                request_start_ = x->start_time_; // deadlines count from the bytes' arrival
                 x->request.peer_fd_ = socket_->fd();
                 x->request.peer_cache_ = &peer_;
                 x->connection_ = this;
@@ -1576,22 +1591,34 @@ runtime::Task<bool> Connection::stream_write(Exchange& x, std::string_view data)
     ensure_pending();
     if (x.stream_known_length_) {
         x.stream_remaining_ -= data.size();
-        if (!head_only) {
-            pending_.append(data);
-        }
-    } else if (!head_only && !data.empty()) {
-        if (http10) {
-            pending_.append(data);
-        } else {
+    }
+    // A large piece is sent from the caller's memory (which it keeps until this returns),
+    // not copied: the write waits for it to reach the kernel. Small pieces are copied and
+    // coalesce until kStreamHighWater bytes wait (a client that does not read holds the
+    // handler there), so a stream holds at most two such buffers whatever its length.
+    bool zero_copy = false;
+    if (!head_only && !data.empty()) {
+        const bool chunk = !x.stream_known_length_ && !http10;
+        if (chunk) {
             char size_line[24];
             const auto n = fmt::format_to_n(size_line, sizeof size_line, "{:x}\r\n", data.size()).size;
             pending_.append(std::string_view(size_line, n));
+        }
+        if (data.size() >= kZeroCopyMin && pending_segs_.count < kMaxSegments) {
+            pending_segs_.items[pending_segs_.count++] = Segment{pending_.size(), data.data(), data.size()};
+            pending_segs_.bytes += data.size();
+            st_.stats.body_bytes_zero_copy += data.size();
+            zero_copy = true;
+        } else {
             pending_.append(data);
+            st_.stats.body_bytes_copied += data.size();
+        }
+        if (chunk) {
             pending_.append("\r\n");
         }
     }
     queue_flush();
-    if (pending_bytes() > 256 * 1024) {
+    if (zero_copy || pending_bytes() > kStreamHighWater) {
         co_await drain_output();
     }
     co_return send_error_ == 0;

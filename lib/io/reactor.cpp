@@ -167,7 +167,7 @@ ReactorImpl::ReactorImpl(Reactor& owner, ReactorOptions options)
         throw std::system_error(err, std::generic_category(), "eventfd for the reactor wakeup");
     }
     own_fd(wake_fd_);
-    now_ = Clock::now();
+    refresh_now();
     arm_wakeup();
     tl_current = &owner_;
     tl_impl = this;
@@ -536,8 +536,8 @@ void ReactorImpl::run_once(bool wait) {
     if ((IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW) != 0) {
         ++stats_.cq_overflows;
     }
+    refresh_now(); // before the completions: what they start sees the time of this wake-up
     reap();
-    now_ = Clock::now();
     stats_.timers_fired += timers_.advance(now_tick());
     run_ready();
 }
@@ -566,8 +566,8 @@ void ReactorImpl::run_once_epoll(bool block) noexcept {
     if (rc < 0 && errno != EINTR) {
         fmt::print(stderr, "ringwork: epoll_wait failed: {}\n", std::strerror(errno)); // NOLINT
     }
+    refresh_now();
     reap_epoll();
-    now_ = Clock::now();
     stats_.timers_fired += timers_.advance(now_tick());
     run_ready();
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ringwork/io/reactor.hpp>
+#include <ringwork/runtime/cycle_clock.hpp>
 #include <ringwork/runtime/counter.hpp>
 
 #include "io/buffer_ring.hpp"
@@ -75,7 +76,11 @@ public:
         }
     }
     void schedule(std::coroutine_handle<> h) { ready_.push(h); }
+    /// The time of the last wake-up (refreshed each time the loop returns from the kernel,
+    /// before completions are dispatched): free to read, exact to one pass of the loop.
     [[nodiscard]] Clock::time_point now() const noexcept { return now_; }
+    /// runtime::CycleClock's tick at that same wake-up.
+    [[nodiscard]] std::uint64_t wake_ticks() const noexcept { return wake_ticks_; }
     [[nodiscard]] std::uint64_t now_tick() const noexcept { return to_tick_floor(now_); }
     static std::uint64_t to_tick_floor(Clock::time_point t) noexcept {
         return static_cast<std::uint64_t>(t.time_since_epoch().count() / kTickNs);
@@ -145,6 +150,11 @@ private:
     SparePool spare_;
     runtime::StopSource stop_;
     Clock::time_point now_;
+    std::uint64_t wake_ticks_ = 0;
+    void refresh_now() noexcept {
+        now_ = Clock::now();
+        wake_ticks_ = runtime::CycleClock::now();
+    }
     std::size_t detached_ = 0;
     Deferred* deferred_head_ = nullptr;
     Deferred* deferred_tail_ = nullptr;

@@ -330,6 +330,7 @@ runtime::Task<> App::handle(http::Exchange& x) {
     const std::string_view path = x.request.path();
     if (!x.request.path_valid()) {
         answer_error(c, 400, "invalid percent-encoding in the path");
+        notify(c);
         co_return;
     }
     const LookupResult<std::uint32_t> r = router_.lookup(x.request.method_text(), path, c.params_);
@@ -361,10 +362,10 @@ runtime::Task<> App::handle(http::Exchange& x) {
         // A bare synchronous route: no child frame, no exception machinery beyond this one.
         try {
             first->sync(first->self, c);
-            co_return;
         } catch (...) {
-            handle_error(c, std::current_exception());
+            finish_error(c, std::current_exception());
         }
+        notify(c);
         co_return;
     }
     std::exception_ptr error;
@@ -375,7 +376,17 @@ runtime::Task<> App::handle(http::Exchange& x) {
         error = std::current_exception();
     }
     if (error) {
+        finish_error(c, error);
+    }
+    notify(c);
+}
+
+void App::finish_error(Context& c, const std::exception_ptr& error) {
+    try {
         handle_error(c, error);
+    } catch (...) { // a streamed response's failure goes back to the server (which closes)
+        notify(c);
+        throw;
     }
 }
 

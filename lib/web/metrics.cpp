@@ -2,6 +2,8 @@
 // Prometheus metrics: per-thread request counters and histograms, and the scrape that sums them
 // with the server's, the rings' and the process's figures (text exposition format 0.0.4).
 #include <ringwork/runtime/counter.hpp>
+#include <ringwork/io/reactor.hpp>
+#include <ringwork/runtime/cycle_clock.hpp>
 #include <ringwork/web/app.hpp>
 #include <ringwork/web/error.hpp>
 #include <ringwork/web/metrics.hpp>
@@ -38,7 +40,6 @@ namespace detail {
 
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
 
 constexpr std::size_t kMethods = 10; // http::Method's enumerators, `other` last
 constexpr std::array<std::string_view, kMethods> kMethodLabels = {
@@ -90,15 +91,16 @@ std::string read_proc(const char* path) {
 /// One thread's counters; that thread is the only writer, a scrape reads them from anywhere.
 class Shard {
 public:
-    Shard(std::uint64_t thread, std::size_t slots, std::size_t per_slot, bool per_route)
+    Shard(std::uint64_t thread, std::size_t slots, const std::vector<std::uint64_t>& bounds, bool per_route)
         : thread_(thread)
+        , bounds_(bounds)
         , per_route_(per_route)
-        , per_slot_(per_slot)
+        , per_slot_(bounds.size() + 1)
         , capacity_(static_cast<std::uint32_t>(slots))
         , names_(std::make_unique<std::string[]>(slots))
         , keys_(std::make_unique<const char*[]>(slots))
-        , buckets_(std::make_unique<runtime::Counter[]>(slots * per_slot))
-        , sums_ns_(std::make_unique<runtime::Counter[]>(slots)) {
+        , buckets_(std::make_unique<runtime::Counter[]>(slots * per_slot_))
+        , sums_ticks_(std::make_unique<runtime::Counter[]>(slots)) {
         std::size_t n = 1;
         while (n < slots * 2) {
             n *= 2;
@@ -112,13 +114,31 @@ public:
 
     [[nodiscard]] std::uint64_t thread() const noexcept { return thread_; }
 
-    void record(http::Method method, int status, std::string_view route, std::size_t bucket,
-                std::uint64_t ns) {
-        const auto m = std::min(static_cast<std::size_t>(method), kMethods - 1);
-        ++requests_[m * kClasses + status_class(status)];
+    Shard(const Shard&) = delete;
+    Shard& operator=(const Shard&) = delete;
+
+    /// A request that lasted `ticks`.
+    void record(http::Method method, int status, std::string_view route, std::uint64_t ticks) {
+        count(method, status);
+        add_duration(per_route_ ? slot_for(route) : 0, ticks);
+    }
+    /// A request that began at tick `start` and ends with this loop pass: counted now, its
+    /// duration read once for every request of the pass just before the reactor submits their
+    /// responses (one rdtsc per batch instead of one per request). Reactor thread only.
+    void record_at_pass_end(http::Method method, int status, std::string_view route, std::uint64_t start) {
+        count(method, status);
         const std::uint32_t slot = per_route_ ? slot_for(route) : 0;
-        ++buckets_[slot * per_slot_ + bucket];
-        sums_ns_[slot] += ns;
+        if (npending_ == pending_.size()) {
+            flush();
+        }
+        pending_[npending_++] = Pending{start, slot};
+        if (!flush_work_.queued_) {
+            if (io::Reactor* r = io::Reactor::current()) {
+                r->defer(&flush_work_);
+            } else {
+                flush(); // not on a reactor (cannot happen through App::observe)
+            }
+        }
     }
 
     // --- for a scrape (any thread) ----------------------------------------------------------
@@ -135,8 +155,8 @@ public:
     [[nodiscard]] std::uint64_t bucket(std::uint32_t slot, std::size_t i) const noexcept {
         return buckets_[slot * per_slot_ + i].load();
     }
-    [[nodiscard]] std::uint64_t sum_ns(std::uint32_t slot) const noexcept {
-        return sums_ns_[slot].load();
+    [[nodiscard]] std::uint64_t sum_ticks(std::uint32_t slot) const noexcept {
+        return sums_ticks_[slot].load();
     }
 
 private:
@@ -177,7 +197,43 @@ private:
         return slot;
     }
 
+    void count(http::Method method, int status) noexcept {
+        const auto m = std::min(static_cast<std::size_t>(method), kMethods - 1);
+        ++requests_[m * kClasses + status_class(status)];
+    }
+    void add_duration(std::uint32_t slot, std::uint64_t ticks) noexcept {
+        // `le` buckets: the first bound >= the value, else +Inf (the last).
+        const auto bucket = static_cast<std::size_t>(
+            std::lower_bound(bounds_.begin(), bounds_.end(), ticks) - bounds_.begin());
+        ++buckets_[slot * per_slot_ + bucket];
+        sums_ticks_[slot] += ticks;
+    }
+    void flush() noexcept {
+        const std::uint64_t now = runtime::CycleClock::now();
+        for (std::size_t i = 0; i < npending_; ++i) {
+            const Pending& p = pending_[i];
+            add_duration(p.slot, now > p.start ? now - p.start : 0);
+        }
+        npending_ = 0;
+    }
+
+    struct Pending {
+        std::uint64_t start;
+        std::uint32_t slot;
+    };
+    /// The reactor runs it before its next submit. A Shard lives as long as its MetricsState,
+    /// which the App's observer keeps until the App is destroyed, after serving.
+    struct FlushWork : io::Deferred {
+        explicit FlushWork(Shard* s) noexcept : Deferred(&run), shard(s) {}
+        static void run(io::Deferred* d) noexcept { static_cast<FlushWork*>(d)->shard->flush(); }
+        Shard* shard;
+    };
+
     std::uint64_t thread_;
+    const std::vector<std::uint64_t>& bounds_; ///< the state's, in ticks
+    std::array<Pending, 64> pending_{};
+    std::size_t npending_ = 0;
+    FlushWork flush_work_{this};
     bool per_route_;
     std::size_t per_slot_; ///< buckets per slot: the bounds, then +Inf
     std::uint32_t capacity_;
@@ -189,7 +245,7 @@ private:
     std::unique_ptr<const char*[]> keys_;         ///< the writer's only
     std::unique_ptr<std::uint32_t[]> index_;      ///< the writer's only (open addressing)
     std::unique_ptr<runtime::Counter[]> buckets_; ///< per slot, not cumulative
-    std::unique_ptr<runtime::Counter[]> sums_ns_;
+    std::unique_ptr<runtime::Counter[]> sums_ticks_; ///< runtime::CycleClock ticks
     std::atomic<std::uint32_t> published_{0};
 };
 
@@ -222,7 +278,7 @@ public:
                     "strictly ascending");
             }
             previous = b;
-            bounds_ns_.push_back(static_cast<std::uint64_t>(std::llround(b * 1e9)));
+            bounds_ticks_.push_back(static_cast<std::uint64_t>(std::llround(b * 1e9 / ns_per_tick_)));
         }
         if (options_.max_routes == 0 || options_.max_routes > 65536) {
             throw std::invalid_argument(
@@ -230,14 +286,13 @@ public:
         }
     }
 
-    void record(http::Method method, int status, std::string_view route,
-                SteadyClock::duration elapsed) {
-        const auto ns = static_cast<std::uint64_t>(std::max<SteadyClock::rep>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count(), 0));
-        // `le` buckets: the first bound >= the value, else +Inf (the last).
-        const auto bucket = static_cast<std::size_t>(
-            std::lower_bound(bounds_ns_.begin(), bounds_ns_.end(), ns) - bounds_ns_.begin());
-        local_shard().record(method, status, route, bucket, ns);
+    /// One request of `ticks` runtime::CycleClock ticks.
+    void record(http::Method method, int status, std::string_view route, std::uint64_t ticks) {
+        local_shard().record(method, status, route, ticks);
+    }
+    /// One request that began at tick `start` and ends with this loop pass (Shard).
+    void record_at_pass_end(http::Method method, int status, std::string_view route, std::uint64_t start) {
+        local_shard().record_at_pass_end(method, status, route, start);
     }
 
     void render(std::string& out) const;
@@ -268,8 +323,7 @@ private:
             if (shard == nullptr) {
                 // +1: the "(other)" slot beyond max_routes.
                 const std::size_t slots = options_.per_route ? options_.max_routes + 1 : 1;
-                shards_.push_back(std::make_unique<Shard>(tl.thread, slots, bounds_ns_.size() + 1,
-                                                          options_.per_route));
+                shards_.push_back(std::make_unique<Shard>(tl.thread, slots, bounds_ticks_, options_.per_route));
                 shard = shards_.back().get();
             }
         }
@@ -287,7 +341,8 @@ private:
     std::uint64_t id_;
     http::Server* server_;
     MetricsOptions options_;
-    std::vector<std::uint64_t> bounds_ns_;
+    double ns_per_tick_ = runtime::CycleClock::ns_per_tick(); ///< calibrated here, at startup
+    std::vector<std::uint64_t> bounds_ticks_;
     mutable std::mutex mutex_; ///< guards shards_ (the list, not the counters)
     std::vector<std::unique_ptr<Shard>> shards_;
 };
@@ -360,11 +415,11 @@ void MetricsState::render(std::string& out) const {
 void MetricsState::render_requests(std::string& out) const {
     struct Histogram {
         std::vector<std::uint64_t> buckets;
-        std::uint64_t sum_ns = 0;
+        std::uint64_t sum_ticks = 0;
     };
     std::array<std::uint64_t, kMethods * kClasses> requests{};
     std::map<std::string, Histogram, std::less<>> routes;
-    const std::size_t per_slot = bounds_ns_.size() + 1;
+    const std::size_t per_slot = bounds_ticks_.size() + 1;
     {
         std::lock_guard lock(mutex_);
         for (const auto& shard : shards_) {
@@ -385,7 +440,7 @@ void MetricsState::render_requests(std::string& out) const {
                 for (std::size_t i = 0; i < per_slot; ++i) {
                     it->second.buckets[i] += shard->bucket(slot, i);
                 }
-                it->second.sum_ns += shard->sum_ns(slot);
+                it->second.sum_ticks += shard->sum_ticks(slot);
             }
         }
     }
@@ -429,7 +484,7 @@ void MetricsState::render_requests(std::string& out) const {
         }
         // _count is the +Inf bucket, both from the same loads: always consistent.
         sample(out, "ringwork_request_duration_seconds_sum", prefix,
-               static_cast<double>(h.sum_ns) / 1e9);
+               static_cast<double>(h.sum_ticks) * ns_per_tick_ / 1e9);
         sample(out, "ringwork_request_duration_seconds_count", prefix, cumulative);
     }
 }
@@ -662,6 +717,12 @@ void MetricsState::render_process(std::string& out) const {
 
 Metrics::Metrics(App& app, MetricsOptions options)
     : Metrics(app.server(), std::move(options)) {
+    // Every request the app dispatches, timed from when the server began reading it: one
+    // rdtsc and a few relaxed stores per request, no coroutine frame (docs/observability.md).
+    app.observe([state = state_](const Context& c) {
+        state->record_at_pass_end(c.method(), c.status(), c.route(), c.exchange().start_ticks());
+    });
+    app_attached_ = true;
 }
 
 Metrics::Metrics(http::Server& server, MetricsOptions options)
@@ -670,6 +731,14 @@ Metrics::Metrics(http::Server& server, MetricsOptions options)
 
 Metrics::Metrics(MetricsOptions options)
     : state_(std::make_shared<detail::MetricsState>(nullptr, std::move(options))) {
+}
+
+MetricsMiddleware Metrics::middleware() const {
+    if (app_attached_) {
+        throw std::logic_error("ringwork: Metrics built from an App counts every request already; "
+                               "middleware() is for a Metrics built from a Server or from nothing");
+    }
+    return MetricsMiddleware(state_);
 }
 
 void Metrics::render(std::string& out) const {
@@ -683,7 +752,7 @@ std::string Metrics::text() const {
 }
 
 runtime::Task<> MetricsMiddleware::operator()(Context& c, Next next) const {
-    const auto start = std::chrono::steady_clock::now();
+    const std::uint64_t start = runtime::CycleClock::now();
     std::exception_ptr error;
     try {
         auto rest = next(); // named (GCC PR 100611)
@@ -692,7 +761,7 @@ runtime::Task<> MetricsMiddleware::operator()(Context& c, Next next) const {
         error = std::current_exception();
     }
     const int status = error ? detail::status_of(error) : c.status();
-    state_->record(c.method(), status, c.route(), std::chrono::steady_clock::now() - start);
+    state_->record(c.method(), status, c.route(), runtime::CycleClock::now() - start);
     if (error) {
         std::rethrow_exception(error);
     }

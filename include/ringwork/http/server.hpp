@@ -109,6 +109,10 @@ public:
     /// ends short of it closes the connection after what was sent (logged). Otherwise chunked
     /// for HTTP/1.1 (one chunk per call) and close-delimited for HTTP/1.0. Returns false once
     /// the client is gone. Nothing is sent for HEAD but the head (with the declared length).
+    /// Memory: a piece of 16 KiB or more is sent from `data` itself, not copied (the task
+    /// completes once the kernel has it, so `data` must live until then, as it does under
+    /// `co_await`); smaller pieces are copied and coalesce until 64 KiB wait, so a stream of
+    /// any length holds at most two such buffers while the client reads slowly.
     runtime::Task<bool> write(std::string_view data);
     /// \brief Wait until everything written so far has been handed to the kernel.
     runtime::Task<bool> flush();
@@ -153,7 +157,17 @@ public:
         rebase_self_ = self;
     }
 
+    /// \brief When the server began reading this request: the reactor's clock at the wake-up
+    /// that delivered its first bytes (read once per wake-up, not per request). Durations
+    /// from it include the time the request waited behind others of the same batch.
+    [[nodiscard]] io::Clock::time_point start_time() const noexcept { return start_time_; }
+    /// \brief The same instant as a runtime::CycleClock tick: `CycleClock::now() -
+    /// start_ticks()` is the request's age at the cost of one `rdtsc` (metrics, access logs).
+    [[nodiscard]] std::uint64_t start_ticks() const noexcept { return start_ticks_; }
+
     // --- for the connection --------------------------------------------------------------
+    io::Clock::time_point start_time_{};
+    std::uint64_t start_ticks_ = 0;
     RebaseHook rebase_hook_ = nullptr;
     void* rebase_self_ = nullptr;
     void* connection_ = nullptr;

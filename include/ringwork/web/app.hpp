@@ -154,6 +154,25 @@ public:
         return *this;
     }
 
+    /// \brief Call `f(const Context&)` once for every request the app dispatches, after the
+    /// whole chain and the error boundary, so `c.status()` is final (an exception counts as
+    /// what the boundary answered). On the reactor thread; no coroutine frame and no
+    /// allocation per call: the cheap way to count and time every request (mw::Metrics does).
+    /// `c.exchange().start_ticks()` is when the server began reading the request. `f` must
+    /// not throw (it is noexcept in spirit: an exception terminates). Before the app freezes.
+    template <class F>
+        requires std::is_invocable_v<F&, const Context&>
+    App& observe(F&& f) {
+        check_not_frozen();
+        using D = std::decay_t<F>;
+        auto owner = std::make_shared<D>(std::forward<F>(f));
+        observers_.push_back(Observer{owner.get(), [](void* self, const Context& c) noexcept {
+                                          (*static_cast<D*>(self))(c);
+                                      }});
+        owned_.push_back(std::move(owner));
+        return *this;
+    }
+
     /// \brief Serve on `address` ("127.0.0.1:8080", ":8080" for every IPv4 interface,
     /// "[::1]:8080") with `threads` reactors (0: one per CPU) until shutdown() or
     /// SIGINT/SIGTERM. `on_ready(port)` runs once listening (port 0 picks a free port).
@@ -240,6 +259,8 @@ private:
     };
     void check_not_frozen() const;
     void handle_error(Context& c, const std::exception_ptr& error);
+    /// handle_error(), telling the observers when it rethrows.
+    void finish_error(Context& c, const std::exception_ptr& error);
     [[nodiscard]] std::vector<detail::Step> group_middleware(std::size_t group) const;
     runtime::Task<> run_chain(Context& c, const std::vector<detail::Step>& steps);
 
@@ -265,6 +286,16 @@ private:
     detail::Step not_found_;
     detail::Step method_not_allowed_;
     std::function<void(Context&, int, std::string_view)> on_error_;
+    struct Observer {
+        void* self;
+        void (*fn)(void* self, const Context& c) noexcept;
+    };
+    std::vector<Observer> observers_;
+    void notify(const Context& c) const noexcept {
+        for (const Observer& o : observers_) {
+            o.fn(o.self, c);
+        }
+    }
     std::vector<Proxy> proxies_;
     bool frozen_ = false;
 };

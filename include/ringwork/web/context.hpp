@@ -116,6 +116,7 @@ public:
     [[nodiscard]] http::Request& request() noexcept { return x_->request; }
     [[nodiscard]] http::Response& response() noexcept { return x_->response; }
     [[nodiscard]] http::Exchange& exchange() noexcept { return *x_; }
+    [[nodiscard]] const http::Exchange& exchange() const noexcept { return *x_; }
     [[nodiscard]] App& app() noexcept { return *app_; }
 
     [[nodiscard]] http::Method method() const noexcept { return x_->request.method(); }

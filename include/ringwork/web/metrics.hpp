@@ -59,27 +59,36 @@ private:
     std::shared_ptr<detail::MetricsState> state_;
 };
 
-/// \brief Prometheus metrics for an App: a middleware that counts requests and their duration,
-/// and a handler that serves them with the server's, the io_uring rings' and the process's
-/// figures in the text exposition format 0.0.4 (docs/observability.md lists every metric).
+/// \brief Prometheus metrics for an App: request counts and durations, served with the
+/// server's, the io_uring rings' and the process's figures in the text exposition format
+/// 0.0.4 (docs/observability.md lists every metric).
 /// \code
 /// ringwork::web::App app;
-/// ringwork::web::mw::Metrics metrics(app);
-/// app.use(metrics.middleware());     // outermost: times everything inside it
+/// ringwork::web::mw::Metrics metrics(app);   // counts every request the app dispatches
 /// app.get("/metrics", metrics.handler());
 /// \endcode
 ///
-/// Cost: the middleware records into counters of the reactor thread it runs on (one writer
-/// each: a relaxed load and store, no lock, no read-modify-write atomic, no heap allocation
-/// once a thread has seen a route) and reads the steady clock twice (vDSO, no syscall). A
-/// scrape sums the threads' counters under a mutex that only a thread's first request also
-/// takes, and the server's per-reactor counters under its state lock: race-free from any
-/// thread, each value exact, the whole not one atomic snapshot.
+/// Built from an App, it registers an App::observe() callback: each request is counted once
+/// the chain and the error boundary are done (the status is final: an exception counts as
+/// what the App answered), timed from when the server began reading it (the reactor's
+/// wake-up that delivered its first bytes) to the end of the loop pass that answered it (when
+/// the reactor hands the pass's responses to the kernel: one `rdtsc` per pass, see
+/// runtime::CycleClock). Cost per request: a route-slot lookup, the bucket search and relaxed
+/// stores into counters of the reactor thread it runs on (one writer each: no lock, no
+/// read-modify-write atomic, no heap allocation once a thread has seen a route); no coroutine
+/// frame. A scrape sums the
+/// threads' counters under a mutex that only a thread's first request also takes, and the
+/// server's per-reactor counters under its state lock: race-free from any thread, each value
+/// exact, the whole not one atomic snapshot.
 ///
-/// The middleware and the handler share the object's state (copies are cheap and share it
-/// too); the App (or Server) passed in must outlive every scrape. Each thread that runs the
-/// middleware gets its own table per Metrics object, allocated at its first request: about
-/// 200 bytes per MetricsOptions::max_routes slot with the default 16 buckets (50 KiB).
+/// Built from a Server or from nothing, nothing is counted until middleware() is placed in a
+/// chain (a group, a route: it times what is inside it).
+///
+/// The handler (and the middleware) share the object's state (copies are cheap and share it
+/// too); the App (or Server) passed in must outlive every scrape. Each thread that records
+/// gets its own table per Metrics object, allocated at its first request: about 200 bytes per
+/// MetricsOptions::max_routes slot with the default 16 buckets (50 KiB). Constructing the
+/// first Metrics of a process measures the TSC's rate (a 2 ms spin).
 class Metrics {
 public:
     /// Counts requests and exports `app.server()`'s figures (what App::listen() serves).
@@ -90,10 +99,12 @@ public:
     /// Requests and process figures only, no server.
     explicit Metrics(MetricsOptions options = {});
 
-    /// \brief The middleware: place it first (outermost) so the duration covers the whole
-    /// chain and the status is the final one (exceptions count as what the App answers them
-    /// with: HttpError's status, else 500).
-    [[nodiscard]] MetricsMiddleware middleware() const { return MetricsMiddleware(state_); }
+    /// \brief A recording middleware, for a Metrics not built from an App (one built from an
+    /// App counts every request already: this throws std::logic_error rather than count twice).
+    /// It times what is inside it; exceptions count as what the App answers them with
+    /// (HttpError's status, else 500). Costs a coroutine frame per request more than the
+    /// App's observer.
+    [[nodiscard]] MetricsMiddleware middleware() const;
     /// \brief The handler answering a scrape: 200, `text/plain; version=0.0.4; charset=utf-8`,
     /// `Cache-Control: no-store`. Mount it where you like; it may sit behind auth middleware.
     [[nodiscard]] MetricsHandler handler() const { return MetricsHandler(state_); }
@@ -104,6 +115,7 @@ public:
 
 private:
     std::shared_ptr<detail::MetricsState> state_;
+    bool app_attached_ = false; ///< built from an App: its observer records
 };
 
 } // namespace ringwork::web::mw

@@ -212,7 +212,6 @@ TEST_SUITE("web.metrics") {
               "raw path") {
         App app;
         mw::Metrics metrics(app);
-        app.use(metrics.middleware());
         add_routes(app);
         app.get("/metrics", metrics.handler());
         TestClient client(app);
@@ -281,7 +280,6 @@ TEST_SUITE("web.metrics") {
         mw::MetricsOptions options;
         options.buckets = {0.01, 100};
         mw::Metrics metrics(app, options);
-        app.use(metrics.middleware());
         app.get("/slow", [](Context& c) -> Task<> {
             co_await ringwork::io::sleep_for(30ms); // never less than 30 ms (the wheel rounds up)
             c.text("done");
@@ -295,6 +293,44 @@ TEST_SUITE("web.metrics") {
         CHECK(s[R"(ringwork_request_duration_seconds_bucket{route="/slow",le="+Inf"})"] == 1);
         CHECK(s[R"(ringwork_request_duration_seconds_count{route="/slow"})"] == 1);
         CHECK(s[R"(ringwork_request_duration_seconds_sum{route="/slow"})"] >= 0.03);
+    }
+
+    TEST_CASE("built from an App, metrics count from the request's first bytes to its final answer") {
+        App app;
+        mw::MetricsOptions options;
+        options.buckets = {0.01, 100};
+        options.process = false;
+        mw::Metrics metrics(app, options);
+        // No double counting: the App's observer records already.
+        CHECK_THROWS_AS((void)metrics.middleware(), std::logic_error);
+        app.get("/fast", [](Context& c) { c.text("fast"); });
+        app.get("/busy", [](Context& c) {
+            // 20 ms of CPU without a suspension: the end of the request is a fresh reading,
+            // not the reactor's cached wake-up time.
+            const auto until = std::chrono::steady_clock::now() + 20ms;
+            while (std::chrono::steady_clock::now() < until) {
+            }
+            c.text("busy");
+        });
+        Served served(app, 1);
+        const int fd = test::connect_blocking(served.port());
+        // The head arrives in two parts 100 ms apart: the duration starts at the first part.
+        REQUIRE(test::write_all(fd, "GET /fast HTTP/1.1\r\n"));
+        std::this_thread::sleep_for(100ms);
+        REQUIRE(test::raw_exchange(fd, "Host: a\r\n\r\n") == 200);
+        REQUIRE(test::raw_exchange(fd, "GET /busy HTTP/1.1\r\nHost: a\r\n\r\n") == 200);
+        ::close(fd);
+        const Scrape s = parse(metrics.text());
+        CHECK(s.errors.empty());
+        CHECK(s[R"(ringwork_request_duration_seconds_count{route="/fast"})"] == 1);
+        CHECK(s[R"(ringwork_request_duration_seconds_bucket{route="/fast",le="0.01"})"] == 0);
+        CHECK(s[R"(ringwork_request_duration_seconds_sum{route="/fast"})"] >= 0.09);
+        CHECK(s[R"(ringwork_request_duration_seconds_sum{route="/fast"})"] < 100);
+        CHECK(s[R"(ringwork_request_duration_seconds_count{route="/busy"})"] == 1);
+        CHECK(s[R"(ringwork_request_duration_seconds_bucket{route="/busy",le="0.01"})"] == 0);
+        CHECK(s[R"(ringwork_request_duration_seconds_sum{route="/busy"})"] >= 0.019);
+        CHECK(s[R"(ringwork_request_duration_seconds_sum{route="/busy"})"] < 100);
+        CHECK(s[R"(ringwork_requests_total{method="GET",status_class="2xx"})"] == 2);
     }
 
     TEST_CASE(
@@ -328,7 +364,6 @@ TEST_SUITE("web.metrics") {
             mw::MetricsOptions options;
             options.max_routes = 2;
             mw::Metrics metrics(app, options);
-            app.use(metrics.middleware());
             add_routes(app);
             TestClient client(app);
             CHECK(client.get("/users/1").status == 200);
@@ -364,7 +399,6 @@ TEST_SUITE("web.metrics") {
         "a scrape of a listening app: connections, workers, pools, rings per reactor, process") {
         App app;
         mw::Metrics metrics(app);
-        app.use(metrics.middleware());
         add_routes(app);
         app.get("/metrics", metrics.handler());
         Served served(app, 2);
@@ -494,7 +528,6 @@ TEST_SUITE("web.metrics") {
         mw::MetricsOptions options;
         options.process = false;
         mw::Metrics metrics(app, options);
-        app.use(metrics.middleware());
         add_routes(app);
         Served served(app, 2);
         constexpr int kClients = 4;
@@ -560,13 +593,12 @@ TEST_SUITE("web.metrics") {
         MESSAGE(scrapes << " scrapes while serving");
     }
 
-    TEST_CASE("the metrics middleware allocates nothing per request (process-wide count)") {
+    TEST_CASE("metrics allocate nothing per request (process-wide count)") {
 #ifdef TEST_NO_HEAP_COUNTER
         MESSAGE("skipped under ASan/TSan (the sanitizer owns operator new)");
 #else
         App app;
         mw::Metrics metrics(app);
-        app.use(metrics.middleware());
         app.get("/plaintext", [](Context& c) { c.text("Hello, World!"); });
         app.get("/users/:id", [](Context& c) { c.text(c.param("id")); });
         app.get("/async/:id", [](Context& c) -> Task<> {

@@ -133,6 +133,11 @@ runtime::Task<> run_reaper(ReactorState* st, std::chrono::milliseconds interval)
             break;
         }
         const std::size_t retired = st->workers.retire_idle(io::Clock::now() - interval);
+        // Pooled buffers that grew since the last tick go back to the allocator (at most one
+        // re-grow per buffer and tick under a steady load, instead of a ratchet).
+        st->out_pool.trim_grown();
+        st->body_pool.trim_grown();
+        st->carry_pool.trim_grown();
         if (retired != 0) {
             // Let the retired workers finish (they are queued), then give memory back.
             co_await runtime::yield();

@@ -153,6 +153,26 @@ public:
         ++stats_.held;
         free_.push_back(std::move(b));
     }
+    /// Free the idle buffers that grew past the pool's capacity (for a large batch of
+    /// responses, a long request head...). Called on every worker-reaper tick: a pool keeps
+    /// what its traffic needs by the tick, not the largest size each buffer ever reached (a
+    /// ratchet that made RSS creep under a steady mixed load: docs/reliability.md, Soak).
+    void trim_grown() noexcept {
+        std::size_t kept = 0;
+        for (std::size_t i = 0; i < free_.size(); ++i) {
+            if (free_[i].capacity() > capacity_) {
+                stats_.bytes_held -= free_[i].capacity();
+                --stats_.held;
+                free_[i] = ByteBuffer();
+            } else {
+                if (kept != i) {
+                    free_[kept] = std::move(free_[i]);
+                }
+                ++kept;
+            }
+        }
+        free_.resize(kept);
+    }
     /// Free every idle buffer.
     void trim() noexcept {
         free_.clear();

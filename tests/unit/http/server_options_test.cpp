@@ -769,6 +769,30 @@ TEST_SUITE("server options") {
         ::close(third);
     }
 
+    TEST_CASE("a pooled output buffer that grew is freed at the next reaper tick; one of the pool's size stays") {
+        auto sized = [](Exchange& x) {
+            x.response.set_body(x.request.raw_path() == "/big" ? std::string(8192, 'w') : std::string("small"));
+        };
+        ServerOptions o;
+        o.max_idle_worker_duration = 150ms; // the reaper's tick; the open connection keeps its worker busy
+        test::RunningServer s(o, sized);
+        auto idle = [&] { return test::eventually([&] { return s.server.stats().out_buffers_held == 0; }, 3000ms); };
+        const int fd = test::connect_blocking(s.port, 3000);
+        // The 8 KiB body grows the 4 KiB buffer to 16 KiB (<= 16 x 4096: pooled when given back).
+        CHECK(round_trip(fd, get("/big")).ends_with("\r\n\r\n" + std::string(8192, 'w')));
+        REQUIRE(idle());
+        // Next tick: freed (the connection, still open, is not retired: only the buffer goes).
+        CHECK(test::eventually([&] { return s.server.stats().out_buffers_pooled == 0; }, 3000ms));
+        CHECK(s.server.stats().connections_open == 1);
+        // A buffer of the pool's own size survives the ticks.
+        CHECK(round_trip(fd, get("/small")).ends_with("\r\n\r\nsmall"));
+        REQUIRE(idle());
+        CHECK(s.server.stats().out_buffers_pooled == 1);
+        std::this_thread::sleep_for(500ms); // three ticks or more
+        CHECK(s.server.stats().out_buffers_pooled == 1);
+        ::close(fd);
+    }
+
     TEST_CASE("write_buffer_size: the pooled output buffer's size; one grown beyond 16 times it is freed") {
         auto sized = [](Exchange& x) {
             x.response.set_body(x.request.raw_path() == "/big" ? std::string(8192, 'w') : std::string("small"));

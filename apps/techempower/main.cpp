@@ -5,7 +5,7 @@
 // object per request (here a pool-allocated ringwork::Json written straight into the response
 // buffer: no heap allocation); /plaintext answers "Hello, World!" as text/plain; pipelining is
 // supported but not assumed. One reactor per core by default. `--metrics` adds the metrics
-// middleware and GET /metrics (Prometheus, docs/observability.md); off by default, so the
+// observer and GET /metrics (Prometheus, docs/observability.md); off by default, so the
 // benchmarked path is the bare one unless asked for.
 #include <ringwork/ringwork.hpp>
 #include <ringwork/web/metrics.hpp>

@@ -408,7 +408,15 @@ private:
     } send_op_{this};
     bool send_inflight_ = false;
     int send_error_ = 0;
-    std::coroutine_handle<> drain_waiter_{};
+    /// Coroutines waiting for the output to drain: a handler's write and, once respond_now()
+    /// detached that handler, the connection's own finish() may both wait (an intrusive list
+    /// through their awaiters; all are woken together).
+    struct DrainWaiter {
+        std::coroutine_handle<> handle;
+        DrainWaiter* next = nullptr;
+    };
+    DrainWaiter* drain_waiters_ = nullptr;
+    void wake_drain_waiters() noexcept;
     struct FlushWork : io::Deferred {
         explicit FlushWork(Connection* c) noexcept : Deferred(&on_flush), conn(c) {}
         Connection* conn;
@@ -682,8 +690,8 @@ void Connection::on_send(io::Operation* op, int res, std::uint32_t /*flags*/) no
     r.timers().remove(c->write_timer_);
     if (c->send_error_ == 0 && c->pending_bytes() != 0) {
         c->start_send();
-    } else if (c->drain_waiter_ && (c->pending_bytes() == 0 || c->send_error_ != 0)) {
-        r.schedule(std::exchange(c->drain_waiter_, nullptr));
+    } else if (c->drain_waiters_ != nullptr && (c->pending_bytes() == 0 || c->send_error_ != 0)) {
+        c->wake_drain_waiters();
     } else if (c->idle_) {
         c->release_idle_buffers(); // the last response of a batch left while the connection idles
     }
@@ -699,8 +707,18 @@ void Connection::release_idle_buffers() {
     }
 }
 
+void Connection::wake_drain_waiters() noexcept {
+    io::detail::ReactorImpl& r = io::detail::current_impl();
+    for (DrainWaiter* w = std::exchange(drain_waiters_, nullptr); w != nullptr;) {
+        DrainWaiter* next = w->next;
+        r.schedule(w->handle);
+        w = next;
+    }
+}
+
 runtime::Task<> Connection::drain_output() {
-    struct Drained {
+    struct Drained : DrainWaiter {
+        explicit Drained(Connection* conn) noexcept : c(conn) {}
         Connection* c;
         // Also after an error, nothing of ours stays in the kernel: a zero-copy piece is the
         // caller's memory (cut() cancels the send, whose completion then wakes us).
@@ -708,7 +726,9 @@ runtime::Task<> Connection::drain_output() {
             return !c->send_inflight_ && (c->send_error_ != 0 || c->pending_bytes() == 0);
         }
         void await_suspend(std::coroutine_handle<> h) noexcept {
-            c->drain_waiter_ = h;
+            handle = h;
+            next = c->drain_waiters_;
+            c->drain_waiters_ = this;
             c->start_send();
         }
         void await_resume() const noexcept {}
@@ -1595,7 +1615,7 @@ runtime::Task<bool> Connection::stream_write(Exchange& x, std::string_view data)
     // A large piece is sent from the caller's memory (which it keeps until this returns),
     // not copied: the write waits for it to reach the kernel. Small pieces are copied and
     // coalesce until kStreamHighWater bytes wait (a client that does not read holds the
-    // handler there), so a stream holds at most two such buffers whatever its length.
+    // handler there), so a stream holds at most two output buffers whatever its length.
     bool zero_copy = false;
     if (!head_only && !data.empty()) {
         const bool chunk = !x.stream_known_length_ && !http10;

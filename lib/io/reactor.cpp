@@ -175,6 +175,15 @@ ReactorImpl::ReactorImpl(Reactor& owner, ReactorOptions options)
 }
 
 ReactorImpl::~ReactorImpl() {
+    // Deferred work still queued is not run (its owners may be half torn down) but unlinked,
+    // so an owner that outlives this reactor (a metrics shard of the thread) can queue its
+    // work on the next one.
+    while (Deferred* d = deferred_head_) {
+        deferred_head_ = d->next_;
+        d->next_ = nullptr;
+        d->queued_ = false;
+    }
+    deferred_tail_ = nullptr;
     // Owners close their operations before the reactor goes; what remains (the wakeup read,
     // forgotten operations) is cancelled by the kernel when the ring is torn down.
     buffer_ring_.reset();

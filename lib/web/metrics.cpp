@@ -128,6 +128,9 @@ public:
     void record_at_pass_end(http::Method method, int status, std::string_view route, std::uint64_t start) {
         count(method, status);
         const std::uint32_t slot = per_route_ ? slot_for(route) : 0;
+        if (!flush_work_.queued_ && npending_ != 0) {
+            flush(); // left by a reactor destroyed before its next pass (shutdown): late, kept
+        }
         if (npending_ == pending_.size()) {
             flush();
         }
@@ -222,7 +225,9 @@ private:
         std::uint32_t slot;
     };
     /// The reactor runs it before its next submit. A Shard lives as long as its MetricsState,
-    /// which the App's observer keeps until the App is destroyed, after serving.
+    /// which the App's observer keeps until the App is destroyed, after serving; a reactor
+    /// destroyed with it queued unlinks it (~ReactorImpl), so the thread's next reactor
+    /// queues it again.
     struct FlushWork : io::Deferred {
         explicit FlushWork(Shard* s) noexcept : Deferred(&run), shard(s) {}
         static void run(io::Deferred* d) noexcept { static_cast<FlushWork*>(d)->shard->flush(); }

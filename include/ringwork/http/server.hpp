@@ -111,8 +111,9 @@ public:
     /// the client is gone. Nothing is sent for HEAD but the head (with the declared length).
     /// Memory: a piece of 16 KiB or more is sent from `data` itself, not copied (the task
     /// completes once the kernel has it, so `data` must live until then, as it does under
-    /// `co_await`); smaller pieces are copied and coalesce until 64 KiB wait, so a stream of
-    /// any length holds at most two such buffers while the client reads slowly.
+    /// `co_await`); smaller pieces are copied and coalesce until more than 64 KiB wait, so a
+    /// stream of any length holds at most two output buffers of ~128 KiB while the client
+    /// reads slowly.
     runtime::Task<bool> write(std::string_view data);
     /// \brief Wait until everything written so far has been handed to the kernel.
     runtime::Task<bool> flush();

@@ -34,7 +34,7 @@ public:
         return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     }
     /// Nanoseconds per tick. The TSC's rate is measured against steady_clock the first time
-    /// (a 2 ms spin, once per process: construct what uses it at startup); 1 without a TSC.
+    /// (five 2 ms spans, once per process: construct what uses it at startup); 1 without a TSC.
     [[nodiscard]] static double ns_per_tick() noexcept;
     /// `ticks` as nanoseconds.
     [[nodiscard]] static std::uint64_t nanoseconds(std::uint64_t ticks) noexcept {

@@ -88,11 +88,13 @@ private:
 /// too); the App (or Server) passed in must outlive every scrape. Each thread that records
 /// gets its own table per Metrics object, allocated at its first request: about 200 bytes per
 /// MetricsOptions::max_routes slot with the default 16 buckets (50 KiB). Constructing the
-/// first Metrics of a process measures the TSC's rate (a 2 ms spin).
+/// first Metrics of a process measures the TSC's rate (about 10 ms: five 2 ms spans).
 class Metrics {
 public:
-    /// Counts requests and exports `app.server()`'s figures (what App::listen() serves).
-    /// \throws std::invalid_argument for invalid options.
+    /// Counts every request `app` dispatches (App::observe()) and exports `app.server()`'s
+    /// figures (what App::listen() serves). Construct it while registering routes.
+    /// \throws std::invalid_argument for invalid options; std::logic_error once the app is
+    /// frozen (serving, or a TestClient attached).
     explicit Metrics(App& app, MetricsOptions options = {});
     /// Same with the figures of `server` (a Server you run yourself, a TestClient's).
     explicit Metrics(http::Server& server, MetricsOptions options = {});

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Server over loopback: Concurrency and the 503, FILO worker reuse, the reaper, shutdown.
 #include <ringwork/http/server.hpp>
+#include <ringwork/io/reactor.hpp>
 #include <ringwork/io/timer.hpp>
 
 #include "helpers.hpp"
@@ -297,10 +298,12 @@ Task<> pieces_handler(Exchange& x) {
             (void)co_await sent;
             std::fill(piece.begin(), piece.end(), '#');
         }
-    } else if (path == "/flood") {
-        x.response.set_header("Content-Length", std::to_string(kFloodPiece * kFloodPieces));
+    } else if (path == "/flood" || path == "/flood-long") {
+        // /flood-long: 256 MiB, more than any socket buffers on the path can absorb.
+        const std::size_t pieces = path == "/flood" ? kFloodPieces : 64 * kFloodPieces;
+        x.response.set_header("Content-Length", std::to_string(kFloodPiece * pieces));
         std::string piece;
-        for (std::size_t k = 0; k < kFloodPieces; ++k) {
+        for (std::size_t k = 0; k < pieces; ++k) {
             piece.assign(kFloodPiece, static_cast<char>('A' + k % 26));
             auto sent = x.write(piece);
             const bool ok = co_await sent;
@@ -427,12 +430,11 @@ TEST_SUITE("server streaming") {
             CHECK(st.body_bytes_zero_copy == kFloodPiece * kFloodPieces);
             CHECK(st.body_bytes_copied == 0);
         }
-        // A client that reads a little, then resets: the write in flight ends false, the
-        // handler stops (its piece is gone while the send was cancelled: ASan would see a
-        // late read of it).
+        // A client that reads a little, then resets: the write waiting for the kernel ends
+        // false and the handler stops (its piece dies only after the failed send completed).
         {
             const int fd = test::connect_blocking(s.port);
-            REQUIRE(test::write_all(fd, "GET /flood HTTP/1.1\r\nHost: t\r\n\r\n"));
+            REQUIRE(test::write_all(fd, "GET /flood-long HTTP/1.1\r\nHost: t\r\n\r\n"));
             CHECK(test::read_exactly(fd, 100 * 1024).size() == 100 * 1024);
             // The handler now waits on a client that does not read (the socket buffers fill).
             test::reset_close(fd);
@@ -518,9 +520,63 @@ Task<> early_handler(Exchange& x) {
     }
 }
 
+std::atomic<int> blocked_pieces{0};
+std::atomic<int> blocked_finished{0};
+std::atomic<int> blocked_failed_writes{0};
+std::atomic<int> blocked_responded{0};
+
+/// Answers the request early (respond_now) once the handler has written 128 KiB and had 100 ms
+/// more to fill the socket buffers of a client that reads nothing: the handler is then waiting
+/// in a write.
+Task<> respond_when_blocked(Exchange& x) {
+    while (blocked_pieces.load() < 2) {
+        co_await ringwork::io::sleep_for(5ms);
+    }
+    co_await ringwork::io::sleep_for(100ms);
+    x.respond_now();
+    blocked_responded = 1;
+}
+
+/// Streams 64 KiB pieces (sent from its memory) until a write fails.
+Task<> blocked_stream_handler(Exchange& x) {
+    ringwork::io::spawn(respond_when_blocked(x));
+    std::string piece(64 * 1024, 'b');
+    for (;;) {
+        auto sent = x.write(piece);
+        if (!co_await sent) {
+            ++blocked_failed_writes;
+            break;
+        }
+        ++blocked_pieces;
+    }
+    ++blocked_finished;
+}
+
 } // namespace
 
 TEST_SUITE("server respond_now") {
+    TEST_CASE("respond_now while the handler waits in a large write: both the handler and the connection wake") {
+        blocked_pieces = 0;
+        blocked_finished = 0;
+        blocked_failed_writes = 0;
+        blocked_responded = 0;
+        test::RunningServer s(ServerOptions{}, [](Exchange& x) { return blocked_stream_handler(x); });
+        const int fd = test::connect_blocking(s.port);
+        REQUIRE(test::write_all(fd, "GET /blocked HTTP/1.1\r\nHost: t\r\n\r\n"));
+        // The client reads nothing: the handler waits for the kernel to take a piece when
+        // respond_now() detaches it, and the connection then waits for the same send (to close
+        // after it). The client resets: the send fails, and both must wake. Before the fix the
+        // connection's wait replaced the handler's: the handler never resumed and the
+        // connection never closed.
+        REQUIRE(test::eventually([] { return blocked_responded.load() == 1; }, 10000ms));
+        CHECK(blocked_finished == 0); // still in its write
+        test::reset_close(fd);
+        CHECK(test::eventually([] { return blocked_finished.load() == 1; }, 10000ms));
+        CHECK(blocked_failed_writes == 1);
+        CHECK(blocked_pieces >= 2);
+        CHECK(test::eventually([&] { return s.server.open_connections() == 0; }, 10000ms));
+    }
+
     TEST_CASE("the answer leaves before the handler returns; the connection closes; the handler "
               "finishes into nothing") {
         early_release = false;

@@ -127,7 +127,16 @@ public:
     /// responses (one rdtsc per batch instead of one per request). Reactor thread only.
     void record_at_pass_end(http::Method method, int status, std::string_view route, std::uint64_t start) {
         count(method, status);
-        const std::uint32_t slot = per_route_ ? slot_for(route) : 0;
+        // The route of the previous request, remembered by the pattern's address: the App
+        // that calls this owns its patterns for as long as it can call (no text compare).
+        std::uint32_t slot = 0;
+        if (per_route_) {
+            if (route.data() != last_route_ || route.empty()) {
+                last_slot_ = slot_for(route);
+                last_route_ = route.empty() ? nullptr : route.data();
+            }
+            slot = last_slot_;
+        }
         if (!flush_work_.queued_ && npending_ != 0) {
             flush(); // left by a reactor destroyed before its next pass (shutdown): late, kept
         }
@@ -238,6 +247,8 @@ private:
     const std::vector<std::uint64_t>& bounds_; ///< the state's, in ticks
     std::array<Pending, 64> pending_{};
     std::size_t npending_ = 0;
+    const char* last_route_ = nullptr; ///< record_at_pass_end's one-entry route cache
+    std::uint32_t last_slot_ = 0;
     FlushWork flush_work_{this};
     bool per_route_;
     std::size_t per_slot_; ///< buckets per slot: the bounds, then +Inf

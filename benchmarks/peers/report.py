@@ -141,30 +141,30 @@ def targets(fig):
     worst = max(allocs) if allocs else None
     add("zero heap allocations/request (steady state, every case)",
         f"{worst:.4f} (worst case)" if worst is not None else "", worst, lambda x: x == 0)
-    # Issue 10: metrics on (techempower --metrics: every request counted and timed) costs
-    # under 2 % of CPU per request.
-    for scenario, label in (("plaintext-keepalive", "plaintext keep-alive"),
-                            ("plaintext-pipelined16", "pipelined x16"),
-                            ("json-keepalive", "JSON keep-alive")):
-        m = fig.median(scenario, "ringwork-metrics", "cpu_us")
-        u = fig.median(scenario, "ringwork", "cpu_us")
-        r = m / u if m is not None and u else None
-        add(f"metrics on, {label}: CPU/request < 1.02x metrics off", f"{r:.3f}x" if r else "", r,
-            lambda x: x < 1.02)
-    # Issue 9: the epoll backend (the same app with RINGWORK_BACKEND=epoll) within 15 % of the
-    # io_uring backend's CPU per request, and ahead of fasthttp.
-    for scenario, label in (("plaintext-keepalive", "plaintext keep-alive"),
-                            ("plaintext-pipelined16", "pipelined x16"),
-                            ("json-keepalive", "JSON keep-alive")):
-        e = fig.median(scenario, "ringwork-epoll", "cpu_us")
-        u = fig.median(scenario, "ringwork", "cpu_us")
-        r = e / u if e is not None and u else None
-        add(f"epoll backend, {label}: CPU/request <= 1.15x io_uring", f"{r:.3f}x" if r else "", r,
-            lambda x: x <= 1.15)
-        f = fig.median(scenario, "fasthttp", "cpu_us")
-        r = e / f if e is not None and f else None
-        add(f"epoll backend, {label}: CPU/request < fasthttp", f"{r:.3f}x" if r else "", r,
-            lambda x: x < 1.0)
+    throughput = (("plaintext-keepalive", "plaintext keep-alive"),
+                  ("plaintext-pipelined16", "pipelined x16"),
+                  ("json-keepalive", "JSON keep-alive"))
+
+    def cpu_ratio(scenario, a, b):
+        x = fig.median(scenario, a, "cpu_us")
+        y = fig.median(scenario, b, "cpu_us")
+        return x / y if x is not None and y else None
+
+    def add_ratio(text, r, ok):
+        add(text, f"{r:.3f}x" if r else "", r, ok)
+
+    for scenario, label in throughput:
+        # Issue 10: metrics on (techempower --metrics: every request counted and timed) costs
+        # under 2 % of CPU per request.
+        add_ratio(f"metrics on, {label}: CPU/request < 1.02x metrics off",
+                  cpu_ratio(scenario, "ringwork-metrics", "ringwork"), lambda x: x < 1.02)
+    for scenario, label in throughput:
+        # Issue 9: the epoll backend (the same app with RINGWORK_BACKEND=epoll) within 15 % of
+        # the io_uring backend's CPU per request, and ahead of fasthttp.
+        add_ratio(f"epoll backend, {label}: CPU/request <= 1.15x io_uring",
+                  cpu_ratio(scenario, "ringwork-epoll", "ringwork"), lambda x: x <= 1.15)
+        add_ratio(f"epoll backend, {label}: CPU/request < fasthttp",
+                  cpu_ratio(scenario, "ringwork-epoll", "fasthttp"), lambda x: x < 1.0)
     return out
 
 

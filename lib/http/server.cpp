@@ -399,6 +399,19 @@ private:
     std::size_t send_iov_count_ = 0;
     msghdr send_msg_{};
     void submit_send() noexcept;
+    /// Queue a body after what `pending_` holds: sent from the caller's memory (a segment) when
+    /// `may_reference`, large enough and a segment is free, else copied. True for a segment.
+    bool queue_body(std::string_view body, bool may_reference) {
+        if (may_reference && body.size() >= kZeroCopyMin && pending_segs_.count < kMaxSegments) {
+            pending_segs_.items[pending_segs_.count++] = Segment{pending_.size(), body.data(), body.size()};
+            pending_segs_.bytes += body.size();
+            st_.stats.body_bytes_zero_copy += body.size();
+            return true;
+        }
+        pending_.append(body);
+        st_.stats.body_bytes_copied += body.size();
+        return false;
+    }
     /// Bytes queued in `pending_` and its segments (backpressure).
     [[nodiscard]] std::size_t pending_bytes() const noexcept { return pending_.size() + pending_segs_.bytes; }
     struct SendOp : io::Operation {
@@ -866,15 +879,7 @@ void Connection::write_response(Exchange& x, bool close) {
     if (!plan.head_request) {
         // A non-empty body without a pooled buffer is set_body_static()'s (a static body set
         // after set_body() keeps the buffer and is copied: Response does not say more).
-        if (body.size() >= kZeroCopyMin && !resp.has_body_buffer() && pending_segs_.count < kMaxSegments) {
-            // Sent from the caller's memory, after what is queued so far.
-            pending_segs_.items[pending_segs_.count++] = Segment{pending_.size(), body.data(), body.size()};
-            pending_segs_.bytes += body.size();
-            st_.stats.body_bytes_zero_copy += body.size();
-        } else {
-            pending_.append(body);
-            st_.stats.body_bytes_copied += body.size();
-        }
+        (void)queue_body(body, !resp.has_body_buffer());
     }
     queue_flush();
     if (close) {
@@ -1624,15 +1629,7 @@ runtime::Task<bool> Connection::stream_write(Exchange& x, std::string_view data)
             const auto n = fmt::format_to_n(size_line, sizeof size_line, "{:x}\r\n", data.size()).size;
             pending_.append(std::string_view(size_line, n));
         }
-        if (data.size() >= kZeroCopyMin && pending_segs_.count < kMaxSegments) {
-            pending_segs_.items[pending_segs_.count++] = Segment{pending_.size(), data.data(), data.size()};
-            pending_segs_.bytes += data.size();
-            st_.stats.body_bytes_zero_copy += data.size();
-            zero_copy = true;
-        } else {
-            pending_.append(data);
-            st_.stats.body_bytes_copied += data.size();
-        }
+        zero_copy = queue_body(data, true);
         if (chunk) {
             pending_.append("\r\n");
         }

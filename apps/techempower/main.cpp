@@ -24,12 +24,17 @@ int main(int argc, char** argv) {
     std::uint16_t port = 8080;
     unsigned threads = 0;
     bool metrics = false;
+    unsigned park_ms = 20; // ServerOptions::idle_park_delay's default
     apps::Cli("ringwork-techempower", "routes: /plaintext  /json  (/metrics with --metrics)")
         .listen(&host, &port, &threads)
         .toggle("--metrics", &metrics, true, "count and time requests, serve GET /metrics (Prometheus)")
+        .number("--idle-park-delay-ms", &park_ms, 3600000,
+                "park an idle keep-alive connection without a worker after (default 20; 0 = never)")
         .parse(argc, argv);
     try {
-        ringwork::App app;
+        ringwork::AppOptions options;
+        options.server.idle_park_delay = std::chrono::milliseconds(park_ms);
+        ringwork::App app(options);
         if (metrics) {
             const ringwork::web::mw::Metrics m(app); // counts every request the app dispatches
             app.get("/metrics", m.handler());

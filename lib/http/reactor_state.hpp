@@ -4,6 +4,7 @@
 
 #include <ringwork/http/server.hpp>
 
+#include "http/per_ip.hpp"
 #include "http/serializer.hpp"
 #include "http/worker_pool.hpp"
 
@@ -19,6 +20,27 @@
 namespace ringwork::http::detail {
 
 class Connection;
+class ReactorState;
+
+/// \brief The part of a connection that lives as long as the connection: its socket (an armed
+/// receive cannot move, so the socket never does), client address and request count. A
+/// worker's Connection borrows it while serving; an idle keep-alive connection parks in it
+/// alone (ServerOptions::idle_park_delay): no worker, frame or buffer, only this record and
+/// the receive the kernel keeps armed. Pooled per reactor.
+struct ConnRecord : io::Socket::ReadyHook {
+    io::Socket socket;
+    IpKey ip;
+    std::uint64_t requests = 0; ///< requests served on the connection so far
+    ReactorState* st = nullptr;
+    ConnRecord* next = nullptr; ///< ReactorState::parked list
+    ConnRecord* prev = nullptr;
+    struct IdleTimer : io::TimerNode {
+        ConnRecord* rec = nullptr;
+    } idle_timer;               ///< the rest of the idle limit while parked
+    bool may_park = true;       ///< false for Server::serve_conn (its task ends with the connection)
+    bool opened = false;        ///< counted open (a Connection served it before)
+    bool parked = false;
+};
 
 class ReactorState {
 public:
@@ -57,6 +79,24 @@ public:
     Connection* connections = nullptr; ///< intrusive list of live connections
     std::coroutine_handle<> drained_waiter{}; ///< serve() waiting for active == 0
 
+    ConnRecord* parked = nullptr; ///< idle connections without a worker (intrusive list)
+    std::size_t parked_count = 0;
+
+    /// A record for a new connection (pooled; allocates when the pool is empty).
+    ConnRecord* take_record();
+    /// Back to the pool once the connection is closed (socket closed or moved out).
+    void give_record(ConnRecord* rec) noexcept;
+    /// Free the pooled records (reaper, after workers retired).
+    void trim_records() noexcept;
+    /// A Connection leaves `rec` idle: wait for its next bytes without a worker, closing it
+    /// after `idle_left` (0 = no limit). Bytes, end of stream or an error resume it on a worker.
+    void park(ConnRecord* rec, milliseconds idle_left) noexcept;
+    /// Close a parked connection (idle limit, shutdown, cut): it leaves the list at once, its
+    /// socket closes in a coroutine, and the connection's accounting ends there.
+    void close_parked(ConnRecord* rec) noexcept;
+    /// The accounting of a connection that ends (open counts, per-IP table, drain waiter).
+    void connection_closed(const IpKey& ip) noexcept;
+
     Exchange* take_exchange();
     Exchange* take_exchange_slot(); ///< take_exchange() without the start time
     void give_exchange(Exchange* x) noexcept;
@@ -81,8 +121,13 @@ public:
     /// End of the grace period: cancel every connection's I/O and its handler's waits.
     void cut_connections() noexcept;
 
+    ~ReactorState();
+
 private:
+    void unlink_parked(ConnRecord* rec) noexcept;
     std::vector<std::unique_ptr<Exchange>> free_exchanges_;
+    std::vector<ConnRecord*> free_records_;
+    std::size_t records_made_ = 0; ///< records alive (free or in use): the free list's bound
 };
 
 } // namespace ringwork::http::detail

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <charconv>
 #include <condition_variable>
+#include <memory>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -47,6 +48,7 @@ void ServerOptions::validate() const {
     }
     for (auto [field, v] : {std::pair{"read_timeout", read_timeout}, std::pair{"header_read_timeout", header_read_timeout},
                             std::pair{"idle_timeout", idle_timeout}, std::pair{"write_timeout", write_timeout},
+                            std::pair{"idle_park_delay", idle_park_delay},
                             std::pair{"linger_timeout", linger_timeout},
                             std::pair{"shutdown_timeout", shutdown_timeout}}) {
         if (v.count() < 0) {
@@ -164,6 +166,117 @@ void ReactorState::notify_state_slow(int fd, ConnState state) const noexcept {
     log(fmt::format("conn_state callback failed: {}", failure));
 }
 
+ReactorState::~ReactorState() {
+    assert(parked == nullptr && "a reactor's share destroyed with parked connections");
+    trim_records();
+}
+
+ConnRecord* ReactorState::take_record() {
+    if (!free_records_.empty()) {
+        ConnRecord* rec = free_records_.back();
+        free_records_.pop_back();
+        return rec;
+    }
+    auto rec = std::make_unique<ConnRecord>();
+    rec->st = this;
+    rec->fire = [](io::Socket::ReadyHook* h) noexcept {
+        auto* r = static_cast<ConnRecord*>(h);
+        r->st->unlink_parked(r);
+        r->st->workers.resume(r); // bytes, end of stream or an error: a worker reads them
+    };
+    rec->idle_timer.rec = rec.get();
+    rec->idle_timer.fire_ = [](io::TimerNode* n) noexcept {
+        ConnRecord* r = static_cast<ConnRecord::IdleTimer*>(n)->rec;
+        r->st->close_parked(r);
+    };
+    if (free_records_.capacity() < ++records_made_) {
+        free_records_.reserve(2 * records_made_); // give_record() never allocates
+    }
+    return rec.release();
+}
+
+void ReactorState::give_record(ConnRecord* rec) noexcept {
+    assert(!rec->parked && !rec->idle_timer.linked());
+    // A fresh socket (every field, not only what a move carries); closes a descriptor still
+    // open (never armed here).
+    std::destroy_at(&rec->socket);
+    std::construct_at(&rec->socket);
+    rec->ip = IpKey{};
+    rec->requests = 0;
+    rec->may_park = true;
+    rec->opened = false;
+    free_records_.push_back(rec); // NOLINT: capacity reserved in take_record()
+}
+
+void ReactorState::trim_records() noexcept {
+    records_made_ -= free_records_.size();
+    for (ConnRecord* rec : free_records_) {
+        delete rec; // NOLINT: pooled raw records
+    }
+    free_records_.clear(); // capacity kept: records in use come back without allocating
+}
+
+void ReactorState::park(ConnRecord* rec, milliseconds idle_left) noexcept {
+    rec->parked = true;
+    rec->prev = nullptr;
+    rec->next = parked;
+    if (parked != nullptr) {
+        parked->prev = rec;
+    }
+    parked = rec;
+    ++parked_count;
+    ++stats.connections_parked;
+    if (idle_left.count() > 0) {
+        io::detail::ReactorImpl& impl = io::detail::current_impl();
+        impl.timers().add(rec->idle_timer, io::detail::ReactorImpl::to_tick_ceil(impl.now() + idle_left));
+    }
+    if (!rec->socket.notify_when_ready(rec)) {
+        unlink_parked(rec); // bytes arrived since the check: serve them at once
+        workers.resume(rec);
+    }
+}
+
+void ReactorState::unlink_parked(ConnRecord* rec) noexcept {
+    assert(rec->parked);
+    rec->parked = false;
+    (rec->prev != nullptr ? rec->prev->next : parked) = rec->next;
+    if (rec->next != nullptr) {
+        rec->next->prev = rec->prev;
+    }
+    rec->next = rec->prev = nullptr;
+    --parked_count;
+    --stats.connections_parked;
+    io::detail::current_impl().timers().remove(rec->idle_timer);
+    rec->socket.cancel_notify();
+}
+
+namespace {
+runtime::Task<> close_parked_conn(ReactorState* st, ConnRecord* rec) {
+    st->notify_state(rec->socket.fd(), ConnState::closed);
+    co_await rec->socket.close();
+    st->connection_closed(rec->ip);
+    st->give_record(rec);
+}
+} // namespace
+
+void ReactorState::close_parked(ConnRecord* rec) noexcept {
+    unlink_parked(rec);
+    // The descriptor closes through the ring once the armed receive has ended (a coroutine;
+    // counted in `active` until then, so a shutdown waits for it).
+    reactor.spawn(close_parked_conn(this, rec).with_stop_token(runtime::StopToken(cut)));
+}
+
+void ReactorState::connection_closed(const IpKey& ip) noexcept {
+    --stats.connections_open;
+    server.open_.fetch_sub(1, std::memory_order_relaxed);
+    if (ip.known()) {
+        server.per_ip_->release(ip);
+    }
+    if (--active == 0 && drained_waiter) {
+        reactor.impl().schedule(std::exchange(drained_waiter, nullptr));
+    }
+}
+
 void ReactorState::give_exchange(Exchange* x) noexcept {
     x->hijack_ = nullptr;
     x->rebase_hook_ = nullptr;
@@ -191,12 +304,15 @@ void ReactorState::give_exchange(Exchange* x) noexcept {
 /// One connection's state; lives in the serve_conn coroutine frame.
 class Connection {
 public:
-    Connection(ReactorState& st, io::Socket socket, IpKey ip);
+    /// Serve `rec`'s connection: a new one, or a parked one whose next bytes arrived.
+    Connection(ReactorState& st, ConnRecord& rec);
     ~Connection();
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
 
     runtime::Task<> run();
+    /// run() ended by parking the idle connection (its record waits without this object).
+    [[nodiscard]] bool parked() const noexcept { return parked_; }
     runtime::Task<> finish();
     /// After finish(): wait for a handler whose response went out early (respond_now) to
     /// return, then give its exchange back.
@@ -321,10 +437,13 @@ private:
     runtime::Task<> hijack(HijackHandler handler);
 
     ReactorState& st_;
-    io::Socket socket_storage_;
+    ConnRecord* rec_;            ///< the connection's lasting part (socket, address, count)
     std::unique_ptr<io::Socket> heap_socket_; ///< keep_hijacked_conns: may outlive the connection
-    io::Socket* socket_;         ///< one of the two above
-    IpKey ip_;                   ///< counted in the per-IP table when known
+    io::Socket* socket_;         ///< &rec_->socket or heap_socket_
+    bool parked_ = false;        ///< run() parked the connection: the destructor hands rec_ over
+    milliseconds park_left_{0};  ///< the rest of its idle limit (0 = none)
+    /// Idle past idle_park_delay: may the connection give this object and its worker back?
+    [[nodiscard]] bool can_park() const noexcept;
     io::SocketAddress peer_{};   ///< the peer, once a request asked (Request::remote_address)
     ConnState state_ = ConnState::new_connection;
     bool hijacked_ = false;
@@ -450,14 +569,14 @@ private:
 // issue 7 target for an idle connection is 0.5 KiB, so this budget only ever goes down.
 static_assert(sizeof(Connection) <= 1792, "Connection grew: every open connection pays for it");
 
-Connection::Connection(ReactorState& st, io::Socket socket, IpKey ip) : st_(st), socket_(&socket_storage_), ip_(ip) {
-    if (st.options.keep_hijacked_conns) {
-        // A hijack handler may keep the socket after this frame is gone, and an armed Socket
-        // cannot move: it lives on the heap from the start (one allocation per connection).
-        heap_socket_ = std::make_unique<io::Socket>(std::move(socket));
+Connection::Connection(ReactorState& st, ConnRecord& rec)
+    : st_(st), rec_(&rec), socket_(&rec.socket), requests_(rec.requests) {
+    if (st.options.keep_hijacked_conns && !rec.opened) {
+        // A hijack handler may keep the socket after the connection is gone, and an armed
+        // Socket cannot move: it lives on the heap from the start (one allocation per
+        // connection; such a connection never parks).
+        heap_socket_ = std::make_unique<io::Socket>(std::move(rec.socket));
         socket_ = heap_socket_.get();
-    } else {
-        socket_storage_ = std::move(socket);
     }
     body_limit_ = st.options.max_request_body_size;
     write_timeout_ = st.options.write_timeout;
@@ -486,6 +605,11 @@ Connection::Connection(ReactorState& st, io::Socket socket, IpKey ip) : st_(st),
         next_->prev_ = this;
     }
     st.connections = this;
+    if (rec.opened) {
+        state_ = ConnState::idle; // a parked connection's next request: still the same connection
+        return;
+    }
+    rec.opened = true;
     ++st.active;
     ++st.stats.connections_open;
     ++st.stats.connections_accepted;
@@ -505,14 +629,20 @@ Connection::~Connection() {
     if (next_ != nullptr) {
         next_->prev_ = prev_;
     }
-    --st_.stats.connections_open;
-    st_.server.open_.fetch_sub(1, std::memory_order_relaxed);
-    if (ip_.known()) {
-        st_.server.per_ip_->release(ip_);
+    if (parked_) {
+        st_.park(rec_, park_left_); // the record waits for the next bytes without this object
+        return;
     }
-    if (--st_.active == 0 && st_.drained_waiter) {
-        st_.reactor.impl().schedule(std::exchange(st_.drained_waiter, nullptr));
-    }
+    heap_socket_.reset(); // closed by finish(), or taken by a hijack handler
+    st_.connection_closed(rec_->ip);
+    st_.give_record(rec_);
+}
+
+bool Connection::can_park() const noexcept {
+    return rec_->may_park && !heap_socket_ && !hijacked_ && !closing_ && !send_inflight_ && send_error_ == 0 &&
+           pending_bytes() == 0 && drain_waiters_ == nullptr && !detached_handler_.valid() && !watching_ &&
+           in_stream_.x == nullptr && !lease_.holds_buffer() && carry_.empty() && socket_->queued() == 0 &&
+           !st_.shutdown.stop_requested();
 }
 
 runtime::Task<io::Result<io::BufferLease>> Connection::receive(milliseconds limit) {
@@ -1133,7 +1263,9 @@ runtime::Task<> Connection::run() {
         // its end; a new connection (one accepted from the backlog too) waits for its first
         // request as for a head: its client connected before the listener closed.
         const bool draining = st_.shutdown.stop_requested();
-        if (closing_ || (draining && !mid_request && requests_ != 0)) {
+        // (Bytes already received are a request in flight: served, as a parked connection's
+        // are when its worker starts after the shutdown began.)
+        if (closing_ || (draining && !mid_request && requests_ != 0 && socket_->queued() == 0)) {
             break;
         }
         idle_ = !mid_request;
@@ -1157,7 +1289,31 @@ runtime::Task<> Connection::run() {
             }
             release_idle_buffers(); // an idle keep-alive connection holds no buffer
         }
-        auto r = co_await receive(limit);
+        // Idle past idle_park_delay (before the idle limit): give the worker, the frames and
+        // this object back and wait as a record (see can_park()). The delay keeps a busy
+        // keep-alive connection off this path; what it pays is one wheel-timer add and remove
+        // per idle wait (before, none when the connection had no idle limit).
+        const milliseconds park_delay = o.idle_park_delay;
+        const bool park_phase = idle_ && !draining && park_delay.count() > 0 && rec_->may_park && !heap_socket_ &&
+                                (limit.count() == 0 || park_delay < limit);
+        auto r = co_await receive(park_phase ? park_delay : limit);
+        if (park_phase && !r && timed_out_ && r.error() == std::errc::operation_canceled && !closing_) {
+            if (st_.shutdown.stop_requested()) {
+                continue; // the shutdown's rules at the top (header_read_timeout for a new one)
+            }
+            const milliseconds rest = limit.count() == 0 ? milliseconds(0) : limit - park_delay;
+            if (x == nullptr && can_park()) {
+                release_idle_buffers();
+                rec_->requests = requests_;
+                park_left_ = rest;
+                parked_ = true;
+                ++st_.stats.parks;
+                co_return; // serve_connection ends; ~Connection parks the record
+            }
+            // Not now (a response still in the kernel, a detached handler): wait out the rest
+            // of the idle limit here.
+            r = co_await receive(rest);
+        }
         idle_ = false;
         if (!r || r->empty()) {
             if (mid_request) {
@@ -1375,7 +1531,7 @@ runtime::Task<> Connection::hijack(HijackHandler handler) {
         runtime::Task<> task;
         if (heap_socket_) { // keep_hijacked_conns: the handler takes the socket over
             task = handler(HijackedConn(std::move(heap_socket_), std::move(already_read)));
-            socket_ = &socket_storage_; // empty: finish() closes nothing
+            socket_ = &rec_->socket; // empty: finish() closes nothing
         } else {
             task = handler(HijackedConn(*socket_, std::move(already_read)));
         }
@@ -1699,6 +1855,22 @@ void ReactorState::begin_shutdown() noexcept {
     for (Connection* c = connections; c != nullptr; c = c->next_) {
         c->shutdown_began();
     }
+    // Parked ones too; one that has not sent its first request yet gets header_read_timeout
+    // to send it, as an unparked one does.
+    for (ConnRecord* rec = parked; rec != nullptr;) {
+        ConnRecord* next = rec->next;
+        if (rec->requests != 0) {
+            close_parked(rec);
+        } else if (options.header_read_timeout.count() > 0) {
+            io::detail::ReactorImpl& impl = io::detail::current_impl();
+            const auto tick = io::detail::ReactorImpl::to_tick_ceil(impl.now() + options.header_read_timeout);
+            if (!rec->idle_timer.linked() || rec->idle_timer.deadline_ > tick) {
+                impl.timers().remove(rec->idle_timer);
+                impl.timers().add(rec->idle_timer, tick);
+            }
+        }
+        rec = next;
+    }
     // The grace period, counted from the first shutdown that names one (serve() disarms it).
     const std::int64_t grace = server.grace_ms();
     if (grace >= 0 && serving && !grace_armed) {
@@ -1715,6 +1887,10 @@ void ReactorState::cut_connections() noexcept {
     std::size_t n = 0;
     for (Connection* c = connections; c != nullptr; c = c->next_) {
         c->cut();
+        ++n;
+    }
+    while (parked != nullptr) {
+        close_parked(parked); // before the cut below: the close must not be cut itself
         ++n;
     }
     stats.connections_cut += n;
@@ -1757,10 +1933,13 @@ void Connection::cut() noexcept {
     }
 }
 
-runtime::Task<> serve_connection(ReactorState& st, io::Socket socket, IpKey ip);
-runtime::Task<> serve_connection(ReactorState& st, io::Socket socket, IpKey ip) {
-    Connection conn(st, std::move(socket), ip);
+runtime::Task<> serve_connection(ReactorState& st, ConnRecord* rec);
+runtime::Task<> serve_connection(ReactorState& st, ConnRecord* rec) {
+    Connection conn(st, *rec);
     co_await conn.run();
+    if (conn.parked()) {
+        co_return; // ~Connection parks the record
+    }
     co_await conn.finish();
     co_await conn.join_detached();
 }
@@ -1877,7 +2056,10 @@ detail::ReactorState& Server::state_for_current_reactor() {
 runtime::Task<> Server::serve_conn(io::Socket socket) {
     detail::ReactorState& st = state_for_current_reactor();
     open_.fetch_add(1, std::memory_order_relaxed);
-    co_await detail::serve_connection(st, std::move(socket), detail::IpKey{});
+    detail::ConnRecord* rec = st.take_record();
+    rec->socket = std::move(socket);
+    rec->may_park = false; // this task ends with the connection
+    co_await detail::serve_connection(st, rec);
 }
 
 namespace {
@@ -1975,8 +2157,16 @@ bool admit(detail::ReactorState* st, io::Socket accepted, bool tcp) {
     }
     // The global limit: one atomic add per accept, never per request.
     const bool over = server.open_.fetch_add(1, std::memory_order_relaxed) >= limit;
-    if (!over && st->workers.serve(accepted, ip)) {
-        return false;
+    if (!over) {
+        detail::ConnRecord* rec = st->take_record();
+        rec->socket = std::move(accepted);
+        rec->ip = ip;
+        if (st->workers.serve(rec)) {
+            return false;
+        }
+        accepted = std::move(rec->socket);
+        rec->ip = detail::IpKey{};
+        st->give_record(rec);
     }
     if (ip.known()) {
         server.per_ip_->release(ip);
@@ -2422,6 +2612,8 @@ ServerStats Server::stats() const {
         total.bodies_streamed += x.bodies_streamed;
         total.streamed_bodies_unread += x.streamed_bodies_unread;
         total.backlog_accepted += x.backlog_accepted;
+        total.connections_parked += x.connections_parked;
+        total.parks += x.parks;
         total.connections_cut += x.connections_cut;
     }
     return total;

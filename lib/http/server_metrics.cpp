@@ -51,6 +51,8 @@ ServerStats share_of(const detail::ReactorState& s) noexcept {
     t.streamed_bodies_unread = x.streamed_bodies_unread;
     t.backlog_accepted = x.backlog_accepted;
     t.connections_cut = x.connections_cut;
+    t.connections_parked = x.connections_parked;
+    t.parks = x.parks;
     return t;
 }
 

@@ -13,7 +13,7 @@
 
 namespace ringwork::http::detail {
 
-runtime::Task<> serve_connection(ReactorState& st, io::Socket socket, IpKey ip);
+runtime::Task<> serve_connection(ReactorState& st, ConnRecord* rec);
 
 namespace {
 
@@ -28,12 +28,14 @@ struct Park {
 /// The worker: serves the connection it was created for, then parks on the ready stack and
 /// serves whatever it is handed, until retired. Its own frame holds only this loop; the
 /// connection state lives in serve_connection's frame, freed when the connection ends.
-runtime::Task<> worker_loop(ReactorState* st, WorkerPool* pool, io::Socket first, IpKey first_ip) {
+runtime::Task<> worker_loop(ReactorState* st, WorkerPool* pool, ConnRecord* first, bool from_queue) {
+    if (from_queue) {
+        co_await runtime::yield(); // started from a completion callback: serve from the ready queue
+    }
     Worker w;
-    io::Socket socket = std::move(first);
-    IpKey ip = first_ip;
+    ConnRecord* rec = first;
     for (;;) {
-        co_await serve_connection(*st, std::move(socket), ip);
+        co_await serve_connection(*st, rec);
         if (pool->stopped()) {
             break;
         }
@@ -41,44 +43,57 @@ runtime::Task<> worker_loop(ReactorState* st, WorkerPool* pool, io::Socket first
         if (w.retire) {
             break;
         }
-        socket = std::move(w.next);
-        ip = w.next_ip;
+        rec = std::exchange(w.next, nullptr);
     }
     pool->worker_ended();
 }
 
 } // namespace
 
-bool WorkerPool::serve(io::Socket& socket, const IpKey& ip) {
+bool WorkerPool::serve(ConnRecord* rec) { return hand_over(rec, false); }
+
+bool WorkerPool::hand_over(ConnRecord* rec, bool from_queue) {
     if (!ready_.empty()) {
         Worker* w = ready_.back(); // FILO: the most recently used worker
         ready_.pop_back();
         ready_count_ = ready_.size();
-        w->next = std::move(socket);
-        w->next_ip = ip;
+        w->next = rec;
         io::detail::current_impl().schedule(std::exchange(w->parked, nullptr));
         return true;
     }
     if (alive_ >= max_workers_ || stopped_) {
         return false;
     }
+    start_worker(rec, from_queue);
+    return true;
+}
+
+void WorkerPool::resume(ConnRecord* rec) {
+    // Called from Socket::on_recv (a completion being dispatched): a ready worker is scheduled,
+    // a new one first yields, so the request never runs inside the completion callback.
+    if (!hand_over(rec, true)) {
+        start_worker(rec, true); // stopped (shutdown) or every worker busy: the connection was admitted
+    }
+}
+
+void WorkerPool::start_worker(ConnRecord* rec, bool from_queue) {
     ++alive_;
     ++created_;
+    // The stack never holds more than alive_ workers: room for all of them, so a park (a
+    // connection's end, or a parked connection's idle worker) never allocates.
+    if (ready_.capacity() < alive_) {
+        ready_.reserve(std::max<std::size_t>(2 * alive_, 16));
+    }
     // The connection's I/O observes the server's cut (end of a shutdown's grace period), not
     // the reactor's stop: a stopping runtime lets in-flight requests finish.
-    st_.reactor.spawn(worker_loop(&st_, this, std::move(socket), ip).with_stop_token(runtime::StopToken(st_.cut)));
-    return true;
+    st_.reactor.spawn(worker_loop(&st_, this, rec, from_queue).with_stop_token(runtime::StopToken(st_.cut)));
 }
 
 void WorkerPool::park(Worker* w, std::coroutine_handle<> h) noexcept {
     w->parked = h;
     w->last_use = io::Clock::now();
-    // Keep room so a park never allocates: the stack never holds more than alive_ workers.
-    ready_.push_back(w); // NOLINT: capacity reserved below
+    ready_.push_back(w); // NOLINT: capacity reserved in start_worker(): a park never allocates
     ready_count_ = ready_.size();
-    if (ready_.capacity() < alive_) {
-        ready_.reserve(alive_);
-    }
 }
 
 std::size_t WorkerPool::retire_idle(io::Clock::time_point cutoff) {
@@ -145,6 +160,7 @@ runtime::Task<> run_reaper(ReactorState* st, std::chrono::milliseconds interval)
             st->out_pool.trim();
             st->body_pool.trim();
             st->carry_pool.trim();
+            st->trim_records();
             io::detail::current_impl().spare().trim();
         }
     }

@@ -17,12 +17,12 @@
 namespace ringwork::http::detail {
 
 class ReactorState;
+struct ConnRecord;
 
 /// \brief A parked coroutine that serves one connection at a time (for its whole life).
 struct Worker {
     std::coroutine_handle<> parked{};   ///< set while waiting on the ready stack
-    io::Socket next;                     ///< the connection handed over by the pool
-    IpKey next_ip;                       ///< its client address (when MaxConnsPerIP counts)
+    ConnRecord* next = nullptr;          ///< the connection handed over by the pool
     io::Clock::time_point last_use{};    ///< when it was released (ready stack order)
     bool retire = false;
 };
@@ -45,9 +45,14 @@ public:
     WorkerPool(const WorkerPool&) = delete;
     WorkerPool& operator=(const WorkerPool&) = delete;
 
-    /// \brief Hand `socket` to a worker: the top of the ready stack, else a new one if fewer
-    /// than the limit exist. Returns false (socket untouched) when the limit is reached.
-    bool serve(io::Socket& socket, const IpKey& ip);
+    /// \brief Hand a new connection to a worker: the top of the ready stack, else a new one if
+    /// fewer than the limit exist. Returns false (nothing taken) when the limit is reached or
+    /// the pool is stopped.
+    bool serve(ConnRecord* rec);
+    /// \brief Hand a parked connection (admitted earlier, so within Concurrency) back to a
+    /// worker, even once the pool is stopped: its client's bytes are served like a busy
+    /// connection's (the worker ends after it when stopped).
+    void resume(ConnRecord* rec);
     /// \brief Retire every ready worker whose last use is before `cutoff` (binary search on
     /// the stack, oldest first); returns how many. The reaper calls it.
     std::size_t retire_idle(io::Clock::time_point cutoff);
@@ -66,6 +71,8 @@ public:
     void worker_ended() noexcept;
 
 private:
+    bool hand_over(ConnRecord* rec, bool from_queue);
+    void start_worker(ConnRecord* rec, bool from_queue);
     ReactorState& st_;
     std::size_t max_workers_;
     std::vector<Worker*> ready_;

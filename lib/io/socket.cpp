@@ -655,6 +655,18 @@ void Socket::wake() noexcept {
     }
 }
 
+bool Socket::notify_when_ready(ReadyHook* hook) noexcept {
+    assert(waiter_ == nullptr && "notify_when_ready() while a coroutine awaits recv()");
+    if (count_ > 0 || fd_ < 0 || closing_) {
+        return false;
+    }
+    hook_ = hook;
+    if (!armed_) {
+        arm_recv();
+    }
+    return true;
+}
+
 void Socket::arm_recv() noexcept {
     detail::ReactorImpl& r = detail::current_impl();
     r.own_fd(fd_);
@@ -695,26 +707,26 @@ void Socket::on_recv(Operation* op, int res, std::uint32_t flags) noexcept {
         const auto id = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
         if (res > 0) {
             ++r.stats().buffers_leased;
-            self->push(Slot{nullptr, static_cast<std::uint32_t>(res), 0, id, 0});
+            self->push(Slot{nullptr, static_cast<std::uint32_t>(res), id, 0});
         } else {
             BufferLease unused = r.buffer_ring()->lease(id, 0); // back to the ring at once
         }
     } else if (spare != nullptr) {
         if (res > 0) {
-            self->push(Slot{spare, static_cast<std::uint32_t>(res), 1, 0, 0});
+            self->push(Slot{spare, static_cast<std::uint32_t>(res), 0, 1});
         } else {
             r.spare().give_back(spare);
         }
     }
     if (res == 0) {
-        self->push(Slot{nullptr, 0, 2, 0, 0});
+        self->push(Slot{nullptr, 0, 0, 2});
     } else if (res == -ENOBUFS) {
         ++r.stats().buffer_ring_exhausted;
         self->no_buffers_ = true; // next arm uses a spare buffer instead of spinning on the ring
     } else if (res == -ECANCELED && (self->paused_ || self->closing_)) {
         // our own pause or close: not an error for the reader
     } else if (res < 0) {
-        self->push(Slot{nullptr, 0, 3, 0, -res});
+        self->push(Slot{nullptr, static_cast<std::uint32_t>(-res), 0, 3});
     }
     if (self->armed_ && self->multishot_ && !self->paused_ && self->count_ >= kMaxQueued) {
         self->paused_ = true; // the reader is behind: stop taking ring buffers for this socket
@@ -722,7 +734,11 @@ void Socket::on_recv(Operation* op, int res, std::uint32_t flags) noexcept {
     }
     if (self->count_ > 0) {
         self->wake();
-    } else if (!self->armed_ && self->waiter_ && !self->closing_) {
+        if (self->hook_ != nullptr) {
+            ReadyHook* hook = std::exchange(self->hook_, nullptr);
+            hook->fire(hook); // may start a coroutine that consumes (not inline: scheduled)
+        }
+    } else if (!self->armed_ && (self->waiter_ || self->hook_ != nullptr) && !self->closing_) {
         self->arm_recv(); // ended without data (-ENOBUFS, paused): the waiter still wants bytes
     }
     if (!self->armed_ && self->close_waiter_) {
@@ -768,7 +784,7 @@ Result<BufferLease> Socket::RecvAwaiter::await_resume() {
         s.push(slot); // end of stream is sticky: every later recv sees it too
         return BufferLease{};
     default:
-        return std::error_code(slot.err, std::system_category());
+        return std::error_code(static_cast<int>(slot.len), std::system_category());
     }
 }
 
@@ -778,6 +794,7 @@ runtime::Task<> Socket::close() {
     }
     closing_ = true;
     guard_.closing = true;
+    hook_ = nullptr;
     wake(); // a reader waiting for bytes learns the socket is closing
     detail::ReactorImpl& r = detail::current_impl();
     r.cancel_fd(fd_); // every operation on the descriptor, ours and other coroutines'

@@ -532,6 +532,8 @@ void MetricsState::render_server(std::string& out) const {
         t.handlers_cancelled += s.handlers_cancelled;
         t.handlers_detached += s.handlers_detached;
         t.connections_cut += s.connections_cut;
+        t.connections_parked += s.connections_parked;
+        t.parks += s.parks;
         const std::array<const http::BufferPoolFigures*, 3> mine = {&r.out, &r.body, &r.carry};
         for (std::size_t i = 0; i < 3; ++i) {
             pools[i].hits += mine[i]->hits;
@@ -543,6 +545,11 @@ void MetricsState::render_server(std::string& out) const {
     auto it = std::back_inserter(out);
 
     single(out, "ringwork_connections_open", "gauge", "Connections open now.", t.connections_open);
+    single(out, "ringwork_connections_parked", "gauge",
+           "Idle keep-alive connections parked without a worker (idle_park_delay).",
+           t.connections_parked);
+    single(out, "ringwork_connection_parks_total", "counter",
+           "Times an idle keep-alive connection gave its worker back.", t.parks);
     single(out, "ringwork_connections_accepted_total", "counter", "Connections accepted.",
            t.connections_accepted);
     family(out, "ringwork_connections_rejected_total", "counter",

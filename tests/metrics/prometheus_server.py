@@ -193,7 +193,9 @@ def run(echo_path, prometheus_binary, workdir, state):
         print(f"[{time.monotonic() - t0:5.2f} s] {text}", flush=True)
 
     echo = subprocess.Popen([echo_path, "--host", "127.0.0.1", "--port", "0", "--threads", "2",
-                             "--max-idle-worker-duration-ms", str(IDLE_MS)],
+                             "--max-idle-worker-duration-ms", str(IDLE_MS),
+                             # open connections keep their workers (step 4 counts them busy)
+                             "--idle-park-delay-ms", "0"],
                             stdout=subprocess.PIPE, text=True)
     state["echo"] = echo
     line = echo.stdout.readline()

@@ -407,14 +407,26 @@ public:
     /// \brief Receive completions waiting to be consumed.
     [[nodiscard]] std::size_t queued() const noexcept { return count_; }
 
+    /// \brief A callback for a socket nobody awaits: an idle connection parked without a
+    /// coroutine (see ReadyHook). The object must outlive the registration.
+    struct ReadyHook {
+        void (*fire)(ReadyHook* self) noexcept = nullptr;
+    };
+    /// \brief Without a coroutine in recv(): call `hook->fire` once, from the reactor, when
+    /// the next completion is queued (bytes, end of stream or an error); the receive is armed
+    /// if it is not. Returns false (and registers nothing) when one is queued already.
+    bool notify_when_ready(ReadyHook* hook) noexcept;
+    /// \brief Drop the registration of notify_when_ready() (no call after this).
+    void cancel_notify() noexcept { hook_ = nullptr; }
+
 private:
     struct Slot {
-        char* base;
-        std::uint32_t len;
-        std::int16_t kind; ///< 0: ring buffer id in `id`, 1: spare buffer, 2: end of stream, 3: error
-        std::uint16_t id;
-        int err;
+        char* base;         ///< kind 1: the spare buffer
+        std::uint32_t len;  ///< bytes received (kinds 0 and 1); errno (kind 3)
+        std::uint16_t id;   ///< kind 0: the ring buffer's id
+        std::uint8_t kind;  ///< 0: ring buffer, 1: spare buffer, 2: end of stream, 3: error
     };
+    static_assert(sizeof(Slot) == 16, "four slots live in every socket (every parked connection)");
     struct RecvOp : Operation {
         explicit RecvOp(Socket* s) noexcept : Operation(&on_recv), socket(s) {}
         Socket* socket;
@@ -438,6 +450,7 @@ private:
     char* spare_ = nullptr;     ///< spare buffer owned by an armed one-shot recv
     std::coroutine_handle<> waiter_{};
     std::coroutine_handle<> close_waiter_{};
+    ReadyHook* hook_ = nullptr; ///< notify_when_ready(): called instead of a waiter
     std::array<Slot, 4> slots_{};
     std::vector<Slot> overflow_; ///< completions beyond the ring above (rare: before a pause lands)
     detail::SocketGuard guard_;  ///< one-shot operations started through this socket

@@ -14,6 +14,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <stdexcept>
@@ -94,6 +95,10 @@ void handle(Exchange& x) {
         upgrade(x, keep_and_drop);
         return;
     }
+    if (path == "/200k") {
+        x.response.set_body(std::string(200 * 1024, 'k'));
+        return;
+    }
     if (path == "/huge") {
         x.response.set_body(std::string(16U << 20, 'x'));
         return;
@@ -157,9 +162,12 @@ bool read_until_eof(int fd, std::string& got) {
 /// Read one response (head plus Content-Length body) or until EOF/timeout.
 std::string read_response(int fd) {
     std::string got;
-    char buf[4096];
+    char buf[65536];
+    std::size_t end = std::string::npos;
     for (;;) {
-        const auto end = got.find("\r\n\r\n");
+        if (end == std::string::npos) {
+            end = got.find("\r\n\r\n"); // once: a 16 MiB body must not make this quadratic
+        }
         if (end != std::string::npos) {
             const auto cl = got.find("Content-Length: ");
             const std::size_t len = cl != std::string::npos && cl < end ? std::stoul(got.substr(cl + 16)) : 0;
@@ -775,6 +783,7 @@ TEST_SUITE("server options") {
         };
         ServerOptions o;
         o.max_idle_worker_duration = 150ms; // the reaper's tick; the open connection keeps its worker busy
+        o.idle_park_delay = 0ms;            // (not parked: a retired worker would trim the whole pool)
         test::RunningServer s(o, sized);
         auto idle = [&] { return test::eventually([&] { return s.server.stats().out_buffers_held == 0; }, 3000ms); };
         const int fd = test::connect_blocking(s.port, 3000);
@@ -826,5 +835,251 @@ TEST_SUITE("server options") {
             CHECK(s.server.stats().out_buffers_pooled == 1);
             ::close(fd);
         }
+    }
+}
+
+TEST_SUITE("server options: idle_park_delay") {
+    /// Options for the parking tests: a short delay, no reaper retiring workers meanwhile.
+    static ServerOptions parking(std::chrono::milliseconds delay = 100ms) {
+        ServerOptions o;
+        o.idle_park_delay = delay;
+        o.max_idle_worker_duration = 60s;
+        return o;
+    }
+
+    TEST_CASE("an idle connection parks without a worker; its next requests are served on one") {
+        StateLog states;
+        ServerOptions o = parking();
+        o.conn_state = states.sink();
+        RunningServer s(o);
+        std::vector<int> fds;
+        for (int i = 0; i < 3; ++i) {
+            fds.push_back(test::connect_blocking(s.port, 3000));
+            CHECK(round_trip(fds.back(), get("/p")).find("ok /p") != std::string::npos);
+        }
+        // Each gives its worker back: three ready workers, none busy, three parked connections.
+        REQUIRE(test::eventually([&] { return s.server.stats().connections_parked == 3; }, 3000ms));
+        auto st = s.server.stats();
+        CHECK(st.connections_open == 3);
+        CHECK(st.workers_busy == 0);
+        CHECK(st.workers_ready == st.workers_alive); // (fewer than 3 if one parked before the next came)
+        CHECK(st.parks == 3);
+        CHECK(st.out_buffers_held == 0);
+        // Bytes on a parked connection borrow a worker; the connection is the same one (keep-alive,
+        // request count carried: a pipelined pair is answered in order).
+        for (const int fd : fds) {
+            CHECK(round_trip(fd, get("/again")).find("ok /again") != std::string::npos);
+        }
+        REQUIRE(test::write_all(fds[0], get("/x") + get("/y")));
+        const std::string both = read_until(fds[0], "ok /y");
+        CHECK(both.find("ok /x") < both.find("ok /y"));
+        REQUIRE(test::eventually([&] { return s.server.stats().connections_parked == 3; }, 3000ms));
+        CHECK(s.server.stats().parks >= 6);
+        CHECK(s.server.stats().workers_created <= 3); // served by the pool's workers
+        ::close(fds[1]);
+        ::close(fds[2]);
+        // A parked connection whose client leaves is closed (end of stream on a borrowed worker).
+        REQUIRE(test::eventually([&] {
+            const auto now = s.server.stats();
+            return now.connections_open == 1 && now.connections_parked == 1;
+        }, 3000ms));
+        ::close(fds[0]);
+        REQUIRE(test::eventually([&] { return s.server.stats().connections_open == 0; }, 3000ms));
+        CHECK(s.server.stats().connections_parked == 0);
+        // The states a conn_state hook sees do not change: parking is not a state.
+        const auto names = states.names();
+        CHECK(std::count(names.begin(), names.end(), std::string("new")) == 3);
+        CHECK(std::count(names.begin(), names.end(), std::string("closed")) == 3);
+        CHECK(std::count(names.begin(), names.end(), std::string("active")) ==
+              std::count(names.begin(), names.end(), std::string("idle")));
+    }
+
+    TEST_CASE("a parked connection closes when the rest of idle_timeout has passed") {
+        ServerOptions o = parking();
+        o.idle_timeout = 700ms;
+        RunningServer s(o);
+        const int fd = test::connect_blocking(s.port, 5000);
+        CHECK(round_trip(fd, get("/p")).find("ok /p") != std::string::npos);
+        const auto answered = std::chrono::steady_clock::now();
+        REQUIRE(test::eventually([&] { return s.server.stats().connections_parked == 1; }, 3000ms));
+        std::string rest;
+        CHECK(read_until_eof(fd, rest)); // the server closes (a timeout would return false)
+        const auto waited = std::chrono::steady_clock::now() - answered;
+        CHECK(rest.empty());
+        CHECK(waited >= 500ms); // the idle limit, not the park delay (margin for a slow client)
+        REQUIRE(test::eventually([&] { return s.server.stats().connections_open == 0; }, 3000ms));
+        CHECK(s.server.stats().connections_parked == 0);
+        ::close(fd);
+    }
+
+    TEST_CASE("not parked: a head in progress, a response the client does not read, a delay of 0") {
+        SUBCASE("half a head") {
+            RunningServer s(parking());
+            const int fd = test::connect_blocking(s.port, 5000);
+            REQUIRE(test::write_all(fd, "GET /half HTTP/1.1\r\nHo"));
+            std::this_thread::sleep_for(400ms); // four delays
+            CHECK(s.server.stats().connections_parked == 0);
+            CHECK(s.server.stats().workers_busy == 1);
+            CHECK(round_trip(fd, "st: t\r\n\r\n").find("ok /half") != std::string::npos);
+            ::close(fd);
+        }
+        SUBCASE("a response still in the kernel: the client does not read") {
+            ServerOptions o = parking();
+            o.conn_state = [](int server_fd, ConnState state) { // a small send buffer on the server's side
+                if (state == ConnState::new_connection) {
+                    const int small = 4096;
+                    ::setsockopt(server_fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+                }
+            };
+            RunningServer s(o);
+            // Small socket buffers both ways: the 200 KiB answer (under the 256 KiB at which a
+            // connection waits for its output) stays in the server's send while it idles.
+            const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            const int small = 4096;
+            REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+            timeval tv{5, 0};
+            REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
+            sockaddr_in a{};
+            a.sin_family = AF_INET;
+            a.sin_port = htons(s.port.load());
+            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0); // NOLINT: sockaddr API
+            REQUIRE(test::write_all(fd, get("/200k")));
+            REQUIRE(test::eventually([&] { return s.server.stats().workers_busy == 1; }, 3000ms));
+            std::this_thread::sleep_for(300ms); // 15 park delays
+            CHECK(s.server.stats().connections_parked == 0);
+            CHECK(s.server.stats().parks == 0);
+            const std::string all = read_response(fd);
+            CHECK(all.ends_with("\r\n\r\n" + std::string(200 * 1024, 'k')));
+            CHECK(round_trip(fd, get("/after")).find("ok /after") != std::string::npos);
+            ::close(fd);
+        }
+        SUBCASE("idle_park_delay = 0") {
+            RunningServer s(parking(0ms));
+            const int fd = test::connect_blocking(s.port, 5000);
+            CHECK(round_trip(fd, get("/p")).find("ok /p") != std::string::npos);
+            std::this_thread::sleep_for(300ms);
+            CHECK(s.server.stats().connections_parked == 0);
+            CHECK(s.server.stats().parks == 0);
+            CHECK(s.server.stats().workers_busy == 1);
+            ::close(fd);
+        }
+        SUBCASE("an idle limit shorter than the delay: closed where it waits") {
+            ServerOptions o = parking(1000ms);
+            o.idle_timeout = 200ms;
+            RunningServer s(o);
+            const int fd = test::connect_blocking(s.port, 5000);
+            CHECK(round_trip(fd, get("/p")).find("ok /p") != std::string::npos);
+            std::string rest;
+            CHECK(read_until_eof(fd, rest));
+            CHECK(s.server.stats().parks == 0);
+            ::close(fd);
+        }
+    }
+
+    TEST_CASE("shutdown: parked keep-alive connections close at once; a parked new one may still send its request") {
+        ServerOptions o = parking();
+        o.header_read_timeout = 5000ms;
+        RunningServer s(o);
+        const int used = test::connect_blocking(s.port, 5000);
+        CHECK(round_trip(used, get("/p")).find("ok /p") != std::string::npos);
+        const int fresh = test::connect_blocking(s.port, 5000); // connected, nothing sent yet
+        REQUIRE(test::eventually([&] { return s.server.stats().connections_parked == 2; }, 3000ms));
+        std::thread stopper([&] { s.stop(); });
+        std::string rest;
+        CHECK(read_until_eof(used, rest)); // closed by the shutdown
+        CHECK(rest.empty());
+        // The fresh connection's client connected before the shutdown: its first request is
+        // served (the pool may be stopped by now: the parked record then gets a worker of its
+        // own), then the connection closes.
+        std::this_thread::sleep_for(100ms);
+        REQUIRE(test::write_all(fresh, get("/late")));
+        std::string answer;
+        CHECK(read_until_eof(fresh, answer));
+        CHECK(answer.find("ok /late") != std::string::npos); // then closed (read_until_eof)
+        stopper.join();
+        CHECK(s.server.stats().connections_open == 0);
+        ::close(used);
+        ::close(fresh);
+    }
+
+    TEST_CASE("shutdown within a new connection's park delay: it still gets header_read_timeout") {
+        ServerOptions o = parking(300ms); // the shutdown begins inside this first wait
+        o.header_read_timeout = 5000ms;
+        RunningServer s(o);
+        const int fresh = test::connect_blocking(s.port, 5000);
+        REQUIRE(test::eventually([&] { return s.server.stats().connections_open == 1; }, 3000ms));
+        s.server.shutdown();
+        std::this_thread::sleep_for(500ms); // past the park delay: not closed there
+        REQUIRE(test::write_all(fresh, get("/late")));
+        std::string answer;
+        CHECK(read_until_eof(fresh, answer));
+        CHECK(answer.find("ok /late") != std::string::npos);
+        CHECK(s.server.stats().parks == 0);
+        s.stop();
+        ::close(fresh);
+    }
+
+    TEST_CASE("a shutdown's grace period cuts a parked connection that never sent a request") {
+        ServerOptions o = parking();
+        o.header_read_timeout = 0ms; // nothing else would close it
+        RunningServer s(o);
+        const int fresh = test::connect_blocking(s.port, 5000);
+        REQUIRE(test::eventually([&] { return s.server.stats().connections_parked == 1; }, 3000ms));
+        s.server.shutdown(300ms);
+        std::string rest;
+        CHECK(read_until_eof(fresh, rest)); // closed by the cut
+        CHECK(rest.empty());
+        CHECK(test::eventually([&] { return s.server.stats().connections_cut == 1; }, 3000ms)); // (stats end with stop())
+        CHECK(s.server.stats().connections_parked == 0);
+        s.stop();
+        ::close(fresh);
+    }
+
+    TEST_CASE("a parked connection closed at its idle limit gives its max_conns_per_ip slot back") {
+        ServerOptions o = parking();
+        o.idle_timeout = 400ms;
+        o.max_conns_per_ip = 1;
+        RunningServer s(o);
+        const int first = test::connect_blocking(s.port, 5000);
+        CHECK(round_trip(first, get("/p")).find("ok /p") != std::string::npos);
+        REQUIRE(test::eventually([&] { return s.server.stats().connections_parked == 1; }, 3000ms));
+        std::string rest;
+        CHECK(read_until_eof(first, rest)); // the idle limit
+        REQUIRE(test::eventually([&] { return s.server.stats().connections_open == 0; }, 3000ms));
+        const int second = test::connect_blocking(s.port, 5000);
+        CHECK(round_trip(second, get("/q")).find("ok /q") != std::string::npos); // not 429
+        CHECK(s.server.stats().rejected_per_ip == 0);
+        ::close(first);
+        ::close(second);
+    }
+
+    TEST_CASE("the reaper retires the workers parked connections gave back") {
+        ServerOptions o = parking();
+        o.max_idle_worker_duration = 300ms;
+        RunningServer s(o);
+        std::vector<int> fds;
+        for (int i = 0; i < 4; ++i) {
+            fds.push_back(test::connect_blocking(s.port, 5000));
+            CHECK(round_trip(fds.back(), get("/p")).find("ok /p") != std::string::npos);
+        }
+        REQUIRE(test::eventually([&] {
+            const auto st = s.server.stats();
+            return st.connections_parked == 4 && st.workers_alive == 0;
+        }, 5000ms));
+        CHECK(s.server.stats().workers_retired >= 1);
+        CHECK(s.server.stats().connections_open == 4);
+        for (const int fd : fds) { // still served: a new worker each
+            CHECK(round_trip(fd, get("/back")).find("ok /back") != std::string::npos);
+        }
+        for (const int fd : fds) {
+            ::close(fd);
+        }
+    }
+
+    TEST_CASE("idle_park_delay is validated") {
+        ServerOptions bad;
+        bad.idle_park_delay = -1ms;
+        CHECK_THROWS_WITH_AS(Server{bad}, doctest::Contains("ServerOptions.idle_park_delay"), std::invalid_argument);
     }
 }

@@ -106,6 +106,7 @@ TEST_SUITE("server") {
     TEST_CASE("a released worker serves the next connection: the ready stack is FILO") {
         ServerOptions o;
         o.max_idle_worker_duration = 60s; // no reaping during this test
+        o.idle_park_delay = 0ms;          // each open connection keeps its worker
         RunningServer s(o);
         int fds[3];
         for (int& fd : fds) {
@@ -136,6 +137,7 @@ TEST_SUITE("server") {
     TEST_CASE("the reaper retires idle workers oldest first and the most recent survive longest") {
         ServerOptions o;
         o.max_idle_worker_duration = 200ms;
+        o.idle_park_delay = 0ms; // each open connection keeps its worker
         RunningServer s(o);
         int fds[4];
         for (int& fd : fds) {

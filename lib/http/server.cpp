@@ -451,7 +451,6 @@ private:
     io::BufferLease lease_;      ///< current receive buffer (window when it holds one)
     ByteBuffer carry_;           ///< window when lease_ is empty; pooled, released when empty
     std::size_t pos_ = 0;        ///< parse position in the window
-    std::uint64_t requests_ = 0;
     bool closing_ = false;
     bool lingering_ = false;
     bool close_planned_ = false; ///< the current response will carry Connection: close
@@ -570,7 +569,7 @@ private:
 static_assert(sizeof(Connection) <= 1792, "Connection grew: every open connection pays for it");
 
 Connection::Connection(ReactorState& st, ConnRecord& rec)
-    : st_(st), rec_(&rec), socket_(&rec.socket), requests_(rec.requests) {
+    : st_(st), rec_(&rec), socket_(&rec.socket) {
     if (st.options.keep_hijacked_conns && !rec.opened) {
         // A hijack handler may keep the socket after the connection is gone, and an armed
         // Socket cannot move: it lives on the heap from the start (one allocation per
@@ -1267,7 +1266,7 @@ runtime::Task<> Connection::run() {
         const bool draining = st_.shutdown.stop_requested();
         // (Bytes already received are a request in flight: served, as a parked connection's
         // are when its worker starts after the shutdown began.)
-        if (closing_ || (draining && !mid_request && requests_ != 0 && socket_->queued() == 0)) {
+        if (closing_ || (draining && !mid_request && rec_->requests != 0 && socket_->queued() == 0)) {
             break;
         }
         idle_ = !mid_request;
@@ -1306,7 +1305,6 @@ runtime::Task<> Connection::run() {
             const milliseconds rest = limit.count() == 0 ? milliseconds(0) : limit - park_delay;
             if (x == nullptr && can_park()) {
                 release_idle_buffers();
-                rec_->requests = requests_;
                 park_left_ = rest;
                 parked_ = true;
                 ++st_.stats.parks;
@@ -1373,10 +1371,10 @@ runtime::Task<> Connection::run() {
                 break;
             }
             parser_.reset();
-            ++requests_;
+            ++rec_->requests;
             ++st_.stats.requests;
             bool close = !head.keep_alive || head.close_after || o.disable_keepalive ||
-                         (o.max_requests_per_conn != 0 && requests_ >= o.max_requests_per_conn) ||
+                         (o.max_requests_per_conn != 0 && rec_->requests >= o.max_requests_per_conn) ||
                          (o.close_on_shutdown && st_.shutdown.stop_requested());
             const bool get_only_rejects = o.get_only && head.method != Method::get;
             const RequestConfig cfg = o.header_received && !get_only_rejects ? request_config(*x) : RequestConfig{};
@@ -1851,6 +1849,19 @@ void Connection::early_hints(Exchange& x) {
     queue_flush();
 }
 
+/// Make `node` fire within `bound` from now (0 = leave it): re-armed only if it would fire later.
+static void due_within(io::TimerNode& node, milliseconds bound) noexcept {
+    if (bound.count() <= 0) {
+        return;
+    }
+    auto& timers = io::detail::current_impl().timers();
+    const auto tick = io::detail::ReactorImpl::to_tick_ceil(io::Clock::now() + bound);
+    if (!node.linked() || node.deadline_ > tick) {
+        timers.remove(node);
+        timers.add(node, tick);
+    }
+}
+
 void ReactorState::begin_shutdown() noexcept {
     shutdown.request_stop();
     // Idle keep-alive connections close at once; busy ones finish their request first.
@@ -1863,13 +1874,8 @@ void ReactorState::begin_shutdown() noexcept {
         ConnRecord* next = rec->next;
         if (rec->requests != 0) {
             close_parked(rec);
-        } else if (options.header_read_timeout.count() > 0) {
-            io::detail::ReactorImpl& impl = io::detail::current_impl();
-            const auto tick = io::detail::ReactorImpl::to_tick_ceil(impl.now() + options.header_read_timeout);
-            if (!rec->idle_timer.linked() || rec->idle_timer.deadline_ > tick) {
-                impl.timers().remove(rec->idle_timer);
-                impl.timers().add(rec->idle_timer, tick);
-            }
+        } else {
+            due_within(rec->idle_timer, options.header_read_timeout);
         }
         rec = next;
     }
@@ -1906,19 +1912,11 @@ void Connection::shutdown_began() noexcept {
     if (!idle_) {
         return; // busy: its request finishes first
     }
-    if (requests_ != 0) {
+    if (rec_->requests != 0) {
         read_stop_.request_stop();
         return;
     }
-    const milliseconds bound = st_.options.header_read_timeout;
-    if (bound.count() > 0) {
-        auto& timers = io::detail::current_impl().timers();
-        const auto tick = io::detail::ReactorImpl::to_tick_ceil(io::Clock::now() + bound);
-        if (!read_timer_.linked() || read_timer_.deadline_ > tick) {
-            timers.remove(read_timer_);
-            timers.add(read_timer_, tick);
-        }
-    }
+    due_within(read_timer_, st_.options.header_read_timeout);
 }
 
 void Connection::cut() noexcept {

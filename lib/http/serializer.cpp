@@ -6,11 +6,22 @@
 
 namespace ringwork::http::detail {
 
+DateCache::DateCache(std::string_view server_name) {
+    if (!server_name.empty()) {
+        text_.append("Server: ").append(server_name).append("\r\n");
+    }
+    server_len_ = text_.size();
+    text_.append("Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n");
+}
+
 void DateCache::refresh(std::time_t sec) noexcept {
     second_ = sec;
     std::tm tm{};
     ::gmtime_r(&sec, &tm);
-    std::strftime(text_, sizeof text_, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    char date[32];
+    if (std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm) == kDateSize) {
+        std::memcpy(text_.data() + server_len_ + 6, date, kDateSize); // after "Date: "
+    }
 }
 
 namespace {
@@ -35,9 +46,10 @@ inline void put_number(char*& p, std::uint64_t v) noexcept {
 void write_head(ByteBuffer& out, const Response& r, std::size_t body_size, const HeadPlan& plan,
                 const ServerOptions& options, DateCache& date) {
     const int status = r.status();
-    const std::string_view reason = reason_phrase(status);
+    const std::string_view reason = status == 200 ? std::string_view("OK") : reason_phrase(status);
+    const std::string_view defaults = date.server_and_date();
     // Size the write once: fixed parts plus every field.
-    std::size_t need = 64 + reason.size() + options.name.size() + 40 + 64;
+    std::size_t need = 32 + reason.size() + defaults.size() + 64 + 64;
     bool has_type = false;
     bool has_server = false;
     for (const Response::Field& f : r.fields()) {
@@ -45,11 +57,15 @@ void write_head(ByteBuffer& out, const Response& r, std::size_t body_size, const
     }
     char* const start = out.prepare(need);
     char* p = start;
-    put(p, "HTTP/1.1 ");
-    put_number(p, static_cast<std::uint64_t>(status));
-    *p++ = ' ';
-    put(p, reason);
-    put(p, "\r\n");
+    if (status == 200) {
+        put(p, "HTTP/1.1 200 OK\r\n");
+    } else {
+        put(p, "HTTP/1.1 ");
+        put_number(p, static_cast<std::uint64_t>(status));
+        *p++ = ' ';
+        put(p, reason);
+        put(p, "\r\n");
+    }
     for (const Response::Field& f : r.fields()) {
         // Framing headers are ours to write; a handler's copy would contradict the body. The
         // length picks the one name a field can be (no compare for most fields).
@@ -79,15 +95,11 @@ void write_head(ByteBuffer& out, const Response& r, std::size_t body_size, const
         put(p, f.value);
         put(p, "\r\n");
     }
-    if (!options.no_default_server_header && !has_server && !options.name.empty()) {
-        put(p, "Server: ");
-        put(p, options.name);
-        put(p, "\r\n");
-    }
+    // The cache holds the Server line unless no_default_server_header (see ReactorState).
     if (!options.no_default_date) {
-        put(p, "Date: ");
-        put(p, date.get());
-        put(p, "\r\n");
+        put(p, has_server ? date.date_line() : defaults);
+    } else if (!has_server) {
+        put(p, date.server_line());
     }
     const bool bodyless = bodyless_status(status);
     if (!has_type && !options.no_default_content_type && !bodyless) {

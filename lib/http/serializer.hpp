@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Response head serialization and the per-thread cached Date header.
+// Response head serialization and the per-thread cached Server and Date lines.
 #pragma once
 
 #include <ringwork/http/buffer.hpp>
@@ -7,26 +7,46 @@
 #include <ringwork/http/server.hpp>
 
 #include <ctime>
+#include <string>
 #include <string_view>
 
 namespace ringwork::http::detail {
 
-/// \brief "Sun, 06 Nov 1994 08:49:37 GMT", formatted at most once per second per thread.
+/// \brief The default header lines "Server: <name>\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+/// the date formatted at most once per second per thread: a head copies them in one piece
+/// (the Server line alone or the Date line alone are its prefix and suffix).
 class DateCache {
 public:
-    std::string_view get() noexcept {
+    /// `server_name` empty: no Server line.
+    explicit DateCache(std::string_view server_name = {});
+    /// Both lines.
+    std::string_view server_and_date() noexcept {
+        tick();
+        return text_;
+    }
+    /// The Date line alone.
+    std::string_view date_line() noexcept {
+        tick();
+        return std::string_view(text_).substr(server_len_);
+    }
+    /// The Server line alone (empty without a name).
+    [[nodiscard]] std::string_view server_line() const noexcept {
+        return std::string_view(text_).substr(0, server_len_);
+    }
+
+private:
+    static constexpr std::size_t kDateSize = 29; ///< IMF-fixdate
+    void tick() noexcept {
         timespec ts{};
         ::clock_gettime(CLOCK_REALTIME_COARSE, &ts); // vDSO: no syscall
         if (ts.tv_sec != second_) {
             refresh(ts.tv_sec);
         }
-        return {text_, 29};
     }
-
-private:
     void refresh(std::time_t sec) noexcept;
     std::time_t second_ = -1;
-    char text_[32] = {};
+    std::size_t server_len_ = 0; ///< "Server: <name>\r\n", or 0
+    std::string text_;
 };
 
 /// \brief What the connection decided about the response framing.

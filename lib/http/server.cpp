@@ -111,7 +111,9 @@ ReactorState::ShutdownWork::ShutdownWork(ReactorState* s) noexcept
 
 ReactorState::ReactorState(Server& s, io::Reactor& r)
     : server(s), reactor(r), options(s.options()), out_pool(s.options().write_buffer_size), body_pool(4096)
-    , carry_pool(4096), workers(*this, s.options().concurrency) {
+    , carry_pool(4096)
+    , date(s.options().no_default_server_header ? std::string_view{} : std::string_view(s.options().name))
+    , workers(*this, s.options().concurrency) {
     grace_timer.st = this;
     grace_timer.fire_ = [](io::TimerNode* n) noexcept { static_cast<GraceTimer*>(n)->st->cut_connections(); };
 }
@@ -287,6 +289,7 @@ void ReactorState::give_exchange(Exchange* x) noexcept {
     x->stream_remaining_ = 0;
     x->trailers_.clear();
     x->connection_ = nullptr;
+    x->stop_token_ = {};
     x->request.reset();
     x->response.reset();
     x->arena_.reset();
@@ -432,7 +435,13 @@ private:
     /// Request details for a log line (none under secure_error_log_message but the method).
     std::string request_details(const Exchange* x, bool head_complete, std::string_view raw) const;
     // --- handlers ------------------------------------------------------------------------
-    runtime::Task<> dispatch(Exchange& x);
+    /// Runs the handler until it returns or first suspends. True when it is done (its
+    /// failure, if any, already turned into the response); false when it suspended, with its
+    /// task in `task`: join_handler() then waits for it.
+    bool start_handler(Exchange& x, runtime::Task<>& task);
+    runtime::Task<> join_handler(Exchange& x, runtime::Task<> task);
+    /// A handler's exception: a 500 answer, or none when the client or the shutdown cut it.
+    void finish_handler(Exchange& x, const std::exception_ptr& error);
     RequestConfig request_config(Exchange& x);
     runtime::Task<> hijack(HijackHandler handler);
 
@@ -458,7 +467,7 @@ private:
     // Client reset while a handler is suspended: a poll for POLLERR|POLLHUP (armed only when
     // the handler suspends) fires handler_stop_, the handler's ambient stop token.
     runtime::StopSource handler_stop_;
-    // A handler suspended in dispatch(): its frame, and dispatch() waiting for it (Join).
+    // A handler suspended: its frame, and join_handler() waiting for it (Join).
     std::coroutine_handle<runtime::Task<>::promise_type> running_handler_{};
     std::coroutine_handle<> join_waiter_{};
     // A handler that outlived its response (respond_now) and the exchange it still uses.
@@ -1127,7 +1136,7 @@ runtime::Task<bool> Connection::read_body(Exchange& x) {
     co_return true;
 }
 
-runtime::Task<> Connection::dispatch(Exchange& x) {
+bool Connection::start_handler(Exchange& x, runtime::Task<>& task) {
     const detail::HandlerRef& h = st_.server.handler();
     std::exception_ptr error;
     if (h.sync != nullptr) {
@@ -1137,7 +1146,6 @@ runtime::Task<> Connection::dispatch(Exchange& x) {
             error = std::current_exception();
         }
     } else if (h.async != nullptr) {
-        runtime::Task<> task;
         try {
             task = h.async(h.self, x);
         } catch (...) {
@@ -1152,98 +1160,118 @@ runtime::Task<> Connection::dispatch(Exchange& x) {
             handle.promise().set_stop_token(runtime::StopToken(handler_stop_));
             handle.resume(); // runs until the handler first suspends (or finishes)
             if (!handle.done()) {
-                // Watch for a client reset while it waits (only now: a handler that completes
-                // without suspending costs nothing).
-                handler_running_ = true;
-                if (peer_reset_) {
-                    handler_stop_.request_stop();
-                    ++st_.stats.handlers_cancelled;
-                } else {
-                    arm_watch();
-                }
-                // The handler suspended. The request's stored views (head, body, decoded
-                // path, and through on_rebase the web layer's route parameters) move to the
-                // arena, where they outlive the connection if the handler is detached
-                // (respond_now). The receive buffer itself stays leased until the handler
-                // returns: a view the handler took before it suspended and kept in a local
-                // (`auto id = c.param("id"); co_await ...;`) must not start reading another
-                // client's bytes once the buffer is reused. A suspended handler thus holds one
-                // receive buffer; when the provided ring runs dry, receives fall back to
-                // spare buffers (-ENOBUFS path).
-                if (lease_.holds_buffer() && in_stream_.x == nullptr) {
-                    const std::string_view win = lease_.view();
-                    const char* req_start = x.request.head_.method_text.data();
-                    const std::size_t req_off = static_cast<std::size_t>(req_start - win.data());
-                    if (req_off < win.size()) {
-                        const std::size_t n = pos_ - req_off;
-                        char* copy = x.arena_.allocate(n);
-                        std::memcpy(copy, req_start, n);
-                        rebase_head(x.request.head_, req_start, n, copy);
-                        auto move = [&](std::string_view& v) {
-                            if (v.data() >= req_start && v.data() < req_start + n) {
-                                v = std::string_view(copy + (v.data() - req_start), v.size());
-                            }
-                        };
-                        move(x.request.body_);
-                        move(x.request.decoded_path_); // path() of a path without escapes
-                        if (x.rebase_hook_ != nullptr) {
-                            x.rebase_hook_(x.rebase_self_, req_start, n, copy); // e.g. route parameters
-                        }
-                        ++st_.stats.head_copies;
-                    }
-                }
-                // Wait for the handler to return, or for respond_now() (which wakes us with
-                // the handler still running).
-                struct Join {
-                    Connection* conn;
-                    std::coroutine_handle<runtime::Task<>::promise_type> h;
-                    bool await_ready() const noexcept { return h.done() || conn->detached_exchange_ != nullptr; }
-                    void await_suspend(std::coroutine_handle<> me) noexcept {
-                        h.promise().continuation_ = me;
-                        conn->running_handler_ = h;
-                        conn->join_waiter_ = me;
-                    }
-                    void await_resume() const noexcept {
-                        conn->running_handler_ = {};
-                        conn->join_waiter_ = {};
-                    }
-                };
-                if (x.respond_now_) {
-                    detached_exchange_ = &x; // called before the handler first suspended
-                }
-                co_await Join{this, handle};
-                handler_running_ = false;
-                cancel_watch();
-                if (!handle.done()) {
-                    // respond_now(): the answer goes out now; the handler finishes into
-                    // nothing after, its frame kept here until then (join_detached). The
-                    // peer's address is looked up now, while the descriptor is still ours.
-                    (void)x.request.remote_address();
-                    detached_exchange_ = &x;
-                    detached_handler_ = std::move(task);
-                    ++st_.stats.handlers_detached;
-                    co_return;
-                }
-                detached_exchange_ = nullptr;
+                return false; // join_handler() waits for it
             }
             try {
                 handle.promise().result();
             } catch (...) {
                 error = std::current_exception();
             }
+            task = {};
         }
     } else {
         x.response.set_status(404);
         x.response.set_body("Not Found\n");
     }
-    if (error && peer_reset_) {
+    finish_handler(x, error);
+    return true;
+}
+
+runtime::Task<> Connection::join_handler(Exchange& x, runtime::Task<> task) {
+    auto handle = task.handle();
+    // Watch for a client reset while it waits (only now: a handler that completes without
+    // suspending costs nothing).
+    handler_running_ = true;
+    if (peer_reset_) {
+        handler_stop_.request_stop();
+        ++st_.stats.handlers_cancelled;
+    } else {
+        arm_watch();
+    }
+    // The handler suspended. The request's stored views (head, body, decoded path, and
+    // through on_rebase the web layer's route parameters) move to the arena, where they
+    // outlive the connection if the handler is detached (respond_now). The receive buffer
+    // itself stays leased until the handler returns: a view the handler took before it
+    // suspended and kept in a local (`auto id = c.param("id"); co_await ...;`) must not start
+    // reading another client's bytes once the buffer is reused. A suspended handler thus
+    // holds one receive buffer; when the provided ring runs dry, receives fall back to spare
+    // buffers (-ENOBUFS path).
+    if (lease_.holds_buffer() && in_stream_.x == nullptr) {
+        const std::string_view win = lease_.view();
+        const char* req_start = x.request.head_.method_text.data();
+        const std::size_t req_off = static_cast<std::size_t>(req_start - win.data());
+        if (req_off < win.size()) {
+            const std::size_t n = pos_ - req_off;
+            char* copy = x.arena_.allocate(n);
+            std::memcpy(copy, req_start, n);
+            rebase_head(x.request.head_, req_start, n, copy);
+            auto move = [&](std::string_view& v) {
+                if (v.data() >= req_start && v.data() < req_start + n) {
+                    v = std::string_view(copy + (v.data() - req_start), v.size());
+                }
+            };
+            move(x.request.body_);
+            move(x.request.decoded_path_); // path() of a path without escapes
+            if (x.rebase_hook_ != nullptr) {
+                x.rebase_hook_(x.rebase_self_, req_start, n, copy); // e.g. route parameters
+            }
+            ++st_.stats.head_copies;
+        }
+    }
+    // Wait for the handler to return, or for respond_now() (which wakes us with the handler
+    // still running).
+    struct Join {
+        Connection* conn;
+        std::coroutine_handle<runtime::Task<>::promise_type> h;
+        bool await_ready() const noexcept { return h.done() || conn->detached_exchange_ != nullptr; }
+        void await_suspend(std::coroutine_handle<> me) noexcept {
+            h.promise().continuation_ = me;
+            conn->running_handler_ = h;
+            conn->join_waiter_ = me;
+        }
+        void await_resume() const noexcept {
+            conn->running_handler_ = {};
+            conn->join_waiter_ = {};
+        }
+    };
+    if (x.respond_now_) {
+        detached_exchange_ = &x; // called before the handler first suspended
+    }
+    co_await Join{this, handle};
+    handler_running_ = false;
+    cancel_watch();
+    if (!handle.done()) {
+        // respond_now(): the answer goes out now; the handler finishes into nothing after,
+        // its frame kept here until then (join_detached). The peer's address is looked up
+        // now, while the descriptor is still ours.
+        (void)x.request.remote_address();
+        detached_exchange_ = &x;
+        detached_handler_ = std::move(task);
+        ++st_.stats.handlers_detached;
+        co_return;
+    }
+    detached_exchange_ = nullptr;
+    std::exception_ptr error;
+    try {
+        handle.promise().result();
+    } catch (...) {
+        error = std::current_exception();
+    }
+    finish_handler(x, error);
+}
+
+void Connection::finish_handler(Exchange& x, const std::exception_ptr& error) {
+    if (!error) {
+        return;
+    }
+    if (peer_reset_) {
         // Cancelled because the client reset the connection: nobody is left to answer.
         log_error(fmt::format("the client reset the connection while the handler ran{}", request_details(&x, true, {})),
                   true);
         x.hijack_ = nullptr;
-    } else if (error && st_.cut.stop_requested()) {
+    } else if (st_.cut.stop_requested()) {
         x.hijack_ = nullptr; // cancelled by the end of a shutdown's grace period: nobody answers
-    } else if (error) {
+    } else {
         const std::string what = describe_exception(error);
         st_.log(fmt::format("handler failed{}: {}", request_details(&x, true, {}), what));
         x.hijack_ = nullptr;
@@ -1353,6 +1381,7 @@ runtime::Task<> Connection::run() {
                 request_start_ = x->start_time_; // deadlines count from the bytes' arrival
                 x->request.peer_fd_ = socket_->fd();
                 x->request.peer_cache_ = &peer_;
+                x->stop_token_ = runtime::StopToken(handler_stop_);
                 x->connection_ = this;
             }
             RequestHead& head = x->request.head_;
@@ -1432,7 +1461,11 @@ runtime::Task<> Connection::run() {
                     close = true; // a streamed answer's head says close unless the body is read first
                 }
                 close_planned_ = close;
-                co_await dispatch(*x);
+                // The handler runs inline; only one that suspends costs a coroutine frame.
+                if (runtime::Task<> handler; !start_handler(*x, handler)) {
+                    auto join = join_handler(*x, std::move(handler)); // named (GCC PR 100611)
+                    co_await join;
+                }
                 if (in_stream_.x != nullptr) {
                     if (in_stream_.done) {
                         // Read to its end: the next request follows at pos_ (unless a streamed
@@ -1589,7 +1622,7 @@ void Connection::respond_now(Exchange& x) noexcept {
     x.response.set_close();
     x.response.seal();
     if (join_waiter_ && running_handler_ && !running_handler_.done()) {
-        // dispatch() waits in Join: wake it (through the ready queue, not from inside the
+        // join_handler() waits in Join: wake it (through the ready queue, not from inside the
         // caller's stack) and stop the handler's return from resuming it a second time.
         running_handler_.promise().continuation_ = {};
         detached_exchange_ = &x;

@@ -256,7 +256,7 @@ std::size_t App::group_of_path(std::string_view path) const noexcept {
 
 void App::install(http::Server& server) {
     freeze();
-    server.set_handler([this](http::Exchange& x) { return handle(x); });
+    server.set_handler([this](http::Exchange& x) { return dispatch(x); });
 }
 
 void App::listen(std::string_view address, unsigned threads, std::function<void(std::uint16_t)> on_ready) {
@@ -314,24 +314,41 @@ void App::answer_error(Context& c, int status, std::string_view message) {
     c.json(body);
 }
 
-runtime::Task<> App::run_chain(Context& c, const std::vector<detail::Step>& steps) {
-    auto rest = Next(c, steps.data(), steps.data() + steps.size())(); // named (GCC PR 100611)
-    co_await rest;
+runtime::Task<> App::handle(http::Exchange& x) {
+    runtime::Task<> rest = dispatch(x);
+    if (rest.valid()) {
+        co_await rest;
+    }
 }
 
-runtime::Task<> App::handle(http::Exchange& x) {
+runtime::Task<> App::dispatch(http::Exchange& x) {
+    // The lookup and a bare synchronous route run here, on the stack: no coroutine frame.
     Context c(*this, x);
-    // Route parameters view the path: they move with it when the connection copies the
-    // request out of the receive buffer (the handler suspended).
-    x.on_rebase([](void* self, const char* from, std::size_t len, char* to) noexcept {
-        static_cast<Params*>(self)->rebase(from, len, to);
-    }, &c.params_);
-    c.stop_ = co_await runtime::current_stop_token();
+    c.stop_ = x.stop_token();
+    const Chain* chain = find_chain(c);
+    if (chain == nullptr) {
+        notify(c);
+        return {};
+    }
+    const detail::Step* first = chain->steps.data();
+    if (chain->steps.size() == 1 && first->sync != nullptr) {
+        try {
+            first->sync(first->self, c);
+        } catch (...) {
+            finish_error(c, std::current_exception());
+        }
+        notify(c);
+        return {};
+    }
+    return run_chain(x, *chain, c.params_, c.route_);
+}
+
+const App::Chain* App::find_chain(Context& c) {
+    http::Exchange& x = c.exchange();
     const std::string_view path = x.request.path();
     if (!x.request.path_valid()) {
         answer_error(c, 400, "invalid percent-encoding in the path");
-        notify(c);
-        co_return;
+        return nullptr;
     }
     const LookupResult<std::uint32_t> r = router_.lookup(x.request.method_text(), path, c.params_);
     // Automatic answers run the middleware of the group the path belongs to.
@@ -356,21 +373,22 @@ runtime::Task<> App::handle(http::Exchange& x) {
         break;
     }
     c.route_ = r.pattern;
-    const detail::Step* first = chain->steps.data();
-    const detail::Step* end = first + chain->steps.size();
-    if (first + 1 == end && first->sync != nullptr) {
-        // A bare synchronous route: no child frame, no exception machinery beyond this one.
-        try {
-            first->sync(first->self, c);
-        } catch (...) {
-            finish_error(c, std::current_exception());
-        }
-        notify(c);
-        co_return;
-    }
+    return chain;
+}
+
+runtime::Task<> App::run_chain(http::Exchange& x, const Chain& chain, Params params, std::string_view route) {
+    Context c(*this, x);
+    c.params_ = params;
+    c.route_ = route;
+    c.stop_ = co_await runtime::current_stop_token();
+    // Route parameters view the path: they move with it when the connection copies the
+    // request out of the receive buffer (the handler suspended).
+    x.on_rebase([](void* self, const char* from, std::size_t len, char* to) noexcept {
+        static_cast<Params*>(self)->rebase(from, len, to);
+    }, &c.params_);
     std::exception_ptr error;
     try {
-        auto rest = Next(c, first, end)(); // named (GCC PR 100611)
+        auto rest = Next(c, chain.steps.data(), chain.steps.data() + chain.steps.size())(); // named (GCC PR 100611)
         co_await rest;
     } catch (...) {
         error = std::current_exception();

@@ -20,7 +20,7 @@ Context::~Context() {
 
 void Context::put_local(std::string_view key, void* value, const void* type, void (*destroy)(void*) noexcept) {
     for (std::size_t i = 0; i < local_count_; ++i) {
-        if (locals_[i].key == key) {
+        if (locals_[i].named(key)) {
             locals_[i].destroy(locals_[i].value);
             locals_[i].value = value;
             locals_[i].type = type;
@@ -32,12 +32,13 @@ void Context::put_local(std::string_view key, void* value, const void* type, voi
         destroy(value);
         throw std::length_error("ringwork: Context holds at most 8 locals");
     }
-    locals_[local_count_++] = Local{x_->arena_.copy(key), value, type, destroy};
+    const std::string_view stored = x_->arena_.copy(key);
+    locals_[local_count_++] = Local{stored.data(), stored.size(), value, type, destroy};
 }
 
 void* Context::find_local(std::string_view key, const void* type) const noexcept {
     for (std::size_t i = 0; i < local_count_; ++i) {
-        if (locals_[i].key == key) {
+        if (locals_[i].named(key)) {
             return locals_[i].type == type ? locals_[i].value : nullptr;
         }
     }

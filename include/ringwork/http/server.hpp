@@ -166,7 +166,13 @@ public:
     /// start_ticks()` is the request's age at the cost of one `rdtsc` (metrics, access logs).
     [[nodiscard]] std::uint64_t start_ticks() const noexcept { return start_ticks_; }
 
+    /// \brief The handler's ambient stop token (inside a coroutine handler, also what
+    /// `co_await runtime::current_stop_token()` gives): fires when the client resets the
+    /// connection while the handler waits, or when a shutdown's grace period ends.
+    [[nodiscard]] runtime::StopToken stop_token() const noexcept { return stop_token_; }
+
     // --- for the connection --------------------------------------------------------------
+    runtime::StopToken stop_token_{};
     io::Clock::time_point start_time_{};
     std::uint64_t start_ticks_ = 0;
     RebaseHook rebase_hook_ = nullptr;

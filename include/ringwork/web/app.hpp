@@ -195,8 +195,13 @@ public:
     /// throws std::logic_error).
     void freeze();
     [[nodiscard]] bool frozen() const noexcept { return frozen_; }
-    /// \brief Serve one exchange (what the server's handler calls).
+    /// \brief Serve one exchange (a Task that runs to the response).
     runtime::Task<> handle(http::Exchange& x);
+    /// \brief Serve one exchange as the server's handler does: a bare synchronous route
+    /// (one `void(Context&)` handler, no middleware) and the automatic answers without
+    /// middleware run at once and return an empty Task (the server's handler contract: the
+    /// exchange is answered); anything else returns the Task that runs the chain.
+    runtime::Task<> dispatch(http::Exchange& x);
 
     // --- for Routes ----------------------------------------------------------------------
     template <class F>
@@ -262,7 +267,11 @@ private:
     /// handle_error(), telling the observers when it rethrows.
     void finish_error(Context& c, const std::exception_ptr& error);
     [[nodiscard]] std::vector<detail::Step> group_middleware(std::size_t group) const;
-    runtime::Task<> run_chain(Context& c, const std::vector<detail::Step>& steps);
+    /// The lookup: the chain to run (route params and pattern set in `c`), or nullptr when
+    /// the request was answered already (a 400).
+    const Chain* find_chain(Context& c);
+    /// A chain that may suspend, in its own frame (the lookup's parameters copied into it).
+    runtime::Task<> run_chain(http::Exchange& x, const Chain& chain, Params params, std::string_view route);
 
     AppOptions options_;
     http::Server server_;

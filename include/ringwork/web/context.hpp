@@ -280,18 +280,22 @@ public:
 private:
     template <class T>
     static constexpr char type_tag = 0;
+    // Trivial on purpose: the slots past local_count_ are never read, and a Context is built
+    // per request (zeroing the array cost more than the rest of its construction).
     struct Local {
-        std::string_view key;
-        void* value = nullptr;
-        const void* type = nullptr;
-        void (*destroy)(void*) noexcept = nullptr;
+        const char* key;
+        std::size_t key_size;
+        void* value;
+        const void* type;
+        void (*destroy)(void*) noexcept;
+        [[nodiscard]] bool named(std::string_view k) const noexcept { return std::string_view(key, key_size) == k; }
     };
     void put_local(std::string_view key, void* value, const void* type, void (*destroy)(void*) noexcept);
     [[nodiscard]] void* find_local(std::string_view key, const void* type) const noexcept;
 
     App* app_;
     http::Exchange* x_;
-    std::array<Local, kMaxLocals> locals_{};
+    std::array<Local, kMaxLocals> locals_; // [0, local_count_) set
     std::uint8_t local_count_ = 0;
     std::string_view ip_;
 };

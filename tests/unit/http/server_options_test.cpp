@@ -95,6 +95,16 @@ void handle(Exchange& x) {
         upgrade(x, keep_and_drop);
         return;
     }
+    if (path == "/own-server") {
+        x.response.set_header("Server", "mine");
+        x.response.set_body("own");
+        return;
+    }
+    if (path == "/404") {
+        x.response.set_status(404);
+        x.response.set_body("nope");
+        return;
+    }
     if (path == "/200k") {
         x.response.set_body(std::string(200 * 1024, 'k'));
         return;
@@ -242,6 +252,56 @@ TEST_SUITE("server options") {
             ::close(fd);
         }
         CHECK(handler_calls.load() == 0);
+    }
+
+    TEST_CASE("default Server and Date lines: name, no_default_server_header, no_default_date, a handler's own Server") {
+        // Counts the occurrences of `needle` in `s`.
+        const auto count = [](const std::string& s, std::string_view needle) {
+            std::size_t n = 0;
+            for (std::size_t at = s.find(needle); at != std::string::npos; at = s.find(needle, at + 1)) {
+                ++n;
+            }
+            return n;
+        };
+        struct Case {
+            const char* name;
+            bool no_server;
+            bool no_date;
+        };
+        for (const Case& k : {Case{"acme/1.0", false, false}, Case{"acme/1.0", true, false},
+                              Case{"acme/1.0", false, true}, Case{"acme/1.0", true, true}, Case{"", false, false}}) {
+            CAPTURE(k.name);
+            CAPTURE(k.no_server);
+            CAPTURE(k.no_date);
+            ServerOptions o;
+            o.name = k.name;
+            o.no_default_server_header = k.no_server;
+            o.no_default_date = k.no_date;
+            RunningServer s(o);
+            const int fd = test::connect_blocking(s.port, 3000);
+            for (const char* path : {"/plain", "/404", "/own-server"}) {
+                CAPTURE(path);
+                const std::string got = round_trip(fd, fmt::format("GET {} HTTP/1.1\r\nHost: t\r\n\r\n", path));
+                const std::string head = got.substr(0, got.find("\r\n\r\n") + 2);
+                const bool own = std::string_view(path) == "/own-server";
+                CHECK(head.find(std::string_view(path) == "/404" ? "HTTP/1.1 404 Not Found\r\n" : "HTTP/1.1 200 OK\r\n") == 0);
+                const bool want_default = !own && !k.no_server && *k.name != '\0';
+                CHECK(count(head, "\r\nServer: acme/1.0\r\n") == (want_default ? 1U : 0U));
+                CHECK(count(head, "\r\nServer: ") == (own || want_default ? 1U : 0U));
+                CHECK(count(head, "\r\nServer: mine\r\n") == (own ? 1U : 0U));
+                const std::size_t date = head.find("\r\nDate: ");
+                CHECK((date != std::string::npos) == !k.no_date);
+                if (date != std::string::npos) {
+                    // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT", 29 bytes, then CRLF.
+                    const std::string value = head.substr(date + 8, head.find("\r\n", date + 2) - date - 8);
+                    CHECK(value.size() == 29);
+                    CHECK(value.substr(25) == " GMT");
+                    CHECK(value[3] == ',');
+                    CHECK(count(head, "\r\nDate: ") == 1);
+                }
+            }
+            ::close(fd);
+        }
     }
 
     TEST_CASE("error_handler also shapes get_only's 405, keeping its Allow header") {

@@ -2,6 +2,8 @@
 // The Router's radix tree: pattern parsing, conflict checks, freezing into flat arrays, lookup.
 #include <ringwork/web/router.hpp>
 
+#include "web/bytes.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -113,17 +115,6 @@ int allow_rank(std::string_view method) noexcept {
 
 bool is_standard(std::string_view method) noexcept {
     return allow_rank(method) != 50;
-}
-
-/// Byte comparison inlined: labels and segments are a few bytes, where a libc call costs more
-/// than the comparison (memcmp/memchr were ~30% of a lookup).
-inline bool same_bytes(const char* a, const char* b, std::size_t n) noexcept {
-    for (std::size_t i = 0; i < n; ++i) {
-        if (a[i] != b[i]) {
-            return false;
-        }
-    }
-    return true;
 }
 
 /// The path as given.

@@ -4,6 +4,7 @@
 #include <ringwork/web/router.hpp>
 
 #include "github_routes.hpp"
+#include "web/bytes.hpp"
 
 #include <algorithm>
 #include <array>
@@ -780,6 +781,35 @@ TEST_CASE("random routes and paths agree with a naive matcher") {
                      << found_total << " of 16000 probes found");
     CHECK(refused_total > 0);
     CHECK(found_total > 1000);
+}
+
+// --- label comparison ------------------------------------------------------------------------
+
+TEST_CASE("same_bytes: every length to 20, a difference at every position, no read past n") {
+    // Each range sits at the very end of its own allocation, at every alignment, so ASan
+    // reports a load past n bytes.
+    for (std::size_t n = 0; n <= 20; ++n) {
+        for (std::size_t off = 0; off < 8; ++off) {
+            const auto a_buf = std::make_unique<char[]>(off + n);
+            const auto b_buf = std::make_unique<char[]>(off + n);
+            char* const a = a_buf.get() + off;
+            char* const b = b_buf.get() + off;
+            for (std::size_t i = 0; i < n; ++i) {
+                a[i] = b[i] = static_cast<char>('a' + (i * 7 + off) % 26);
+            }
+            CHECK(web::detail::same_bytes(a, b, n));
+            for (std::size_t i = 0; i < n; ++i) {
+                for (const unsigned flip : {0x01U, 0x80U, 0xFFU}) {
+                    b[i] = static_cast<char>(static_cast<unsigned char>(a[i]) ^ flip);
+                    CAPTURE(n);
+                    CAPTURE(i);
+                    CHECK_FALSE(web::detail::same_bytes(a, b, n));
+                    CHECK_FALSE(web::detail::same_bytes(b, a, n));
+                    b[i] = a[i];
+                }
+            }
+        }
+    }
 }
 
 // --- allocation and sharing ------------------------------------------------------------------

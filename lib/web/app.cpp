@@ -333,7 +333,8 @@ runtime::Task<> App::handle(http::Exchange& x) {
         notify(c);
         co_return;
     }
-    const LookupResult<std::uint32_t> r = router_.lookup(x.request.method_text(), path, c.params_);
+    const LookupResult<std::uint32_t> r =
+        router_.lookup(x.request.method(), x.request.method_text(), path, c.params_);
     // Automatic answers run the middleware of the group the path belongs to.
     const std::size_t group = r.sibling != nullptr ? defs_[*r.sibling].group : 0;
     const Chain* chain = nullptr;

@@ -24,11 +24,6 @@ using detail::kTchar;
 /// Where the scan for the end of the head stands (RequestParser::line_state_).
 enum class Phase : std::uint32_t { start, request_line, headers, done };
 
-/// Request-target bytes that need no attention: visible ASCII but '?' (splits path and query)
-/// and '#' (a fragment is never sent). SP ends the target; CTL, DEL and obs-text are errors.
-inline constexpr CharTable kTargetPlain =
-    detail::make_table([](unsigned c) { return c > 0x20 && c < 0x7F && c != '?' && c != '#'; });
-
 inline constexpr CharTable kToLower = [] {
     CharTable t{};
     for (unsigned c = 0; c < 256; ++c) {
@@ -227,9 +222,7 @@ Error parse_request_line(const char* b, const char* e, RequestHead& out) noexcep
     const char* const t = ++p;
     const char* qmark = nullptr;
     for (;;) {
-        while (p != e && kTargetPlain[byte_at(p)] != 0) {
-            ++p;
-        }
+        p = detail::find_target_stop(p, e);
         if (p == e || *p != '?') {
             break;
         }

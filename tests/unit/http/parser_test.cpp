@@ -4,6 +4,8 @@
 #include <ringwork/http/error.hpp>
 #include <ringwork/http/parser.hpp>
 
+#include "http/chars.hpp"
+
 #include <cstddef>
 #include <cstring>
 #include <doctest/doctest.h>
@@ -446,6 +448,72 @@ TEST_SUITE("http.parser") {
         CHECK(error_of("GET index.html HTTP/1.1\r\nHost: a\r\n\r\n") == Error::bad_request_line);
         const std::string visible = "/!$&'()*+,;=:@-._~%41\"<>[]^`{|}\\AZaz09";
         CHECK(ok("GET " + visible + " HTTP/1.1\r\nHost: a\r\n\r\n").head.path == visible);
+    }
+
+    TEST_CASE("request-target scan: every stop byte at every position, across 16-byte blocks") {
+        // The scan itself, against the table, with each range at the end of its allocation.
+        std::size_t mismatches = 0;
+        for (std::size_t n = 0; n <= 40; ++n) {
+            for (std::size_t pos = 0; pos <= n; ++pos) { // pos == n: nothing to stop at
+                for (unsigned c = 0; c < 256; ++c) {
+                    const auto buf = std::make_unique<char[]>(n);
+                    std::memset(buf.get(), 'a', n);
+                    std::size_t expected = n;
+                    if (pos < n) {
+                        buf[pos] = static_cast<char>(c);
+                        expected = http::detail::kTargetPlain[c] != 0 ? n : pos;
+                    }
+                    const char* got = http::detail::find_target_stop(buf.get(), buf.get() + n);
+                    if (got != buf.get() + expected) {
+                        ++mismatches;
+                    }
+                    if (pos == n) {
+                        break;
+                    }
+                }
+            }
+        }
+        CHECK(mismatches == 0);
+        CHECK(http::detail::kTargetPlain['a'] == 1);
+        CHECK(http::detail::kTargetPlain['~'] == 1);
+        CHECK(http::detail::kTargetPlain['!'] == 1);
+        CHECK(http::detail::kTargetPlain[' '] == 0);
+        CHECK(http::detail::kTargetPlain['?'] == 0);
+        CHECK(http::detail::kTargetPlain['#'] == 0);
+        CHECK(http::detail::kTargetPlain[0x7F] == 0);
+        CHECK(http::detail::kTargetPlain[0x80] == 0);
+
+        // Whole requests: a target of up to 40 bytes with one byte of each class at each
+        // position after the leading '/'.
+        for (std::size_t len = 2; len <= 40; ++len) {
+            for (std::size_t pos = 1; pos < len; ++pos) {
+                std::string target(len, 'x');
+                target[0] = '/';
+                for (const char bad :
+                     {'\0', '\x01', '\t', '\x1F', '\x7F', '\x80', '\xFF', '#', ' '}) {
+                    target[pos] = bad;
+                    Feeder f;
+                    f.feed("GET " + target + " HTTP/1.1\r\nHost: a\r\n\r\n");
+                    INFO("target: " << escape(target));
+                    CHECK(f.result.error == Error::bad_request_line);
+                }
+                target[pos] = '?';
+                Feeder q;
+                q.feed("GET " + target + " HTTP/1.1\r\nHost: a\r\n\r\n");
+                INFO("target: " << escape(target));
+                REQUIRE(q.result.complete());
+                CHECK(q.head.path == std::string_view(target).substr(0, pos));
+                CHECK(q.head.query == std::string_view(target).substr(pos + 1));
+                CHECK(q.head.target == target);
+            }
+        }
+        // A few through every split point too.
+        CHECK(error_of("GET /0123456789abcdefghij#x HTTP/1.1\r\nHost: a\r\n\r\n") ==
+              Error::bad_request_line);
+        CHECK(error_of("GET /0123456789abcdefghijklmnopqrstuvwxyz\x7F HTTP/1.1\r\n\r\n") ==
+              Error::bad_request_line);
+        CHECK(ok("GET /0123456789abcde?fghijklmnopqrstuvwxyz?x HTTP/1.1\r\nHost: a\r\n\r\n")
+                  .head.query == "fghijklmnopqrstuvwxyz?x");
     }
 
     TEST_CASE("absolute-form: its authority overrides Host") {

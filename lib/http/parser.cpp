@@ -48,6 +48,12 @@ constexpr std::string_view view(const char* from, const char* to) noexcept {
     return {from, distance(from, to)};
 }
 
+inline std::uint32_t load32(const char* p) noexcept {
+    std::uint32_t v = 0;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
 /// Trims SP/HTAB from both ends of [b, e).
 inline std::string_view trim_ows(const char* b, const char* e) noexcept {
     while (b != e && is_ows(*b)) {
@@ -210,14 +216,23 @@ Error parse_request_line(const char* b, const char* e, RequestHead& out) noexcep
     out.query = {};
     out.host = {};
     const char* p = b;
-    while (p != e && kTchar[byte_at(p)] != 0) {
-        ++p;
-    }
-    if (p == b || p == e || *p != ' ') {
-        return Error::bad_request_line;
+    const std::size_t line = distance(b, e);
+    if (line >= 4 && load32(b) == load32("GET ")) { // the common methods skip the token scan
+        p = b + 3;
+        out.method = Method::get;
+    } else if (line >= 5 && load32(b) == load32("POST") && b[4] == ' ') {
+        p = b + 4;
+        out.method = Method::post;
+    } else {
+        while (p != e && kTchar[byte_at(p)] != 0) {
+            ++p;
+        }
+        if (p == b || p == e || *p != ' ') {
+            return Error::bad_request_line;
+        }
+        out.method = method_from(view(b, p));
     }
     out.method_text = view(b, p);
-    out.method = method_from(out.method_text);
 
     const char* const t = ++p;
     const char* qmark = nullptr;

@@ -373,6 +373,30 @@ TEST_SUITE("http.parser") {
         CHECK(error_of("GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n") == Error::bad_request_line);
     }
 
+    TEST_CASE("methods: the GET and POST fast path gives what the token scan gives") {
+        const Feeder get = ok("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        CHECK(get.head.method == Method::get);
+        CHECK(get.head.method_text == "GET");
+        CHECK(get.head.method_text.data() == get.buffer().data());
+        const Feeder post = ok("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+        CHECK(post.head.method == Method::post);
+        CHECK(post.head.method_text == "POST");
+        for (const std::string_view m : {"GETS", "GE", "POSTS", "POS", "GET!", "POST.", "PGET"}) {
+            const Feeder f = ok(std::string(m) + " / HTTP/1.1\r\nHost: a\r\n\r\n");
+            CHECK(f.head.method == Method::other);
+            CHECK(f.head.method_text == m);
+        }
+        CHECK(error_of("POST  / HTTP/1.1\r\nHost: a\r\n\r\n") == Error::bad_request_line);
+        CHECK(error_of("POST\t/ HTTP/1.1\r\nHost: a\r\n\r\n") == Error::bad_request_line);
+        CHECK(error_of("POST\r\nHost: a\r\n\r\n") == Error::bad_request_line);
+        CHECK(error_of("POST \r\nHost: a\r\n\r\n") == Error::bad_request_line);
+        CHECK(error_of("GET \r\nHost: a\r\n\r\n") == Error::bad_request_line);
+        CHECK(error_of("GET\r\n\r\n") == Error::bad_request_line);
+        CHECK(error_of("POS\r\n\r\n") == Error::bad_request_line);
+        CHECK(error_of("GET /\r\n\r\n") == Error::version_not_supported);
+        CHECK(error_of("POST /\r\n\r\n") == Error::version_not_supported);
+    }
+
     TEST_CASE("method_from: exact, case-sensitive") {
         CHECK(http::method_from("GET") == Method::get);
         CHECK(http::method_from("HEAD") == Method::head);

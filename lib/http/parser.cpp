@@ -422,10 +422,11 @@ inline char* scan_name(char* p) noexcept {
 }
 
 /// Parses the header section [p, head_end) (the scan checked its CRLFs, size and line count)
-/// and derives the body framing and connection flags.
+/// and derives the body framing and connection flags. [head_end, buffer_end) is readable too:
+/// the value scan may look that far (16 bytes at a time) but stops at its line's CR anyway.
 template <bool Normalize>
-Error parse_fields(char* p, char* const head_end, std::span<Header> storage,
-                   RequestHead& out) noexcept {
+Error parse_fields(char* p, char* const head_end, const char* const buffer_end,
+                   std::span<Header> storage, RequestHead& out) noexcept {
     char* const section_end = head_end - 2; // the final empty line
     const bool host_from_target = !out.host.empty();
     out.expect_continue = false;
@@ -457,7 +458,7 @@ Error parse_fields(char* p, char* const head_end, std::span<Header> storage,
             ++p;
         }
         const char* const value = p;
-        p += distance(p, detail::find_field_stop(p, head_end));
+        p += distance(p, detail::find_field_stop(p, buffer_end));
         if (*p != '\r') {
             return Error::bad_header; // NUL or another CTL in the value
         }
@@ -688,10 +689,11 @@ ParseResult RequestParser::parse(std::span<char> buffer, RequestHead& out,
             return failure(err);
         }
     }
-    const Error err =
-        limits_.normalize_header_names
-            ? parse_fields<true>(base + st.headers_start, base + st.pos, header_storage, out)
-            : parse_fields<false>(base + st.headers_start, base + st.pos, header_storage, out);
+    const Error err = limits_.normalize_header_names
+                          ? parse_fields<true>(base + st.headers_start, base + st.pos,
+                                               base + buffer.size(), header_storage, out)
+                          : parse_fields<false>(base + st.headers_start, base + st.pos,
+                                                base + buffer.size(), header_storage, out);
     if (err != Error::none) {
         return failure(err);
     }

@@ -103,15 +103,21 @@ bool valid_host(std::string_view host, bool require_port) noexcept {
         ++p;
     } else {
         const char* const s = p;
-        while (p != e) {
-            if (kHostChar[byte_at(p)] != 0) {
-                ++p;
-            } else if (*p == '%' && e - p >= 3 &&
-                       (kHexValue[byte_at(p + 1)] | kHexValue[byte_at(p + 2)]) <= 0xF) {
-                p += 3;
-            } else {
-                break;
+        for (;;) {
+            // Four bytes per test while they are all host chars, then one at a time.
+            while (e - p >= 4 && (kHostChar[byte_at(p)] & kHostChar[byte_at(p + 1)] &
+                                  kHostChar[byte_at(p + 2)] & kHostChar[byte_at(p + 3)]) != 0) {
+                p += 4;
             }
+            while (p != e && kHostChar[byte_at(p)] != 0) {
+                ++p;
+            }
+            if (p != e && *p == '%' && e - p >= 3 &&
+                (kHexValue[byte_at(p + 1)] | kHexValue[byte_at(p + 2)]) <= 0xF) {
+                p += 3;
+                continue;
+            }
+            break;
         }
         if (p == s) {
             return false;

@@ -790,6 +790,35 @@ TEST_SUITE("http.parser") {
         CHECK(ok(get_with("Host:  \texample.com \t\r\n")).head.host == "example.com");
     }
 
+    TEST_CASE("Host: a bad byte or a pct-encoding at every position of a reg-name") {
+        for (std::size_t len = 1; len <= 13; ++len) {
+            for (std::size_t pos = 0; pos < len; ++pos) {
+                for (const char bad : {'@', '/', '?', '"', '<', '[', '^', '%', '\x80', '\xFF'}) {
+                    std::string host(len, 'h');
+                    host[pos] = bad;
+                    INFO("Host: " << escape(host));
+                    Feeder f;
+                    f.feed(get_with("Host: " + host + "\r\n"));
+                    CHECK(f.result.error == Error::bad_host);
+                }
+                std::string encoded(len, 'h');
+                encoded.insert(pos, "%4a");
+                INFO("Host: " << encoded);
+                Feeder f;
+                f.feed(get_with("Host: " + encoded + "\r\n"));
+                REQUIRE(f.result.complete());
+                CHECK(f.head.host == encoded);
+                Feeder g;
+                g.feed(get_with("Host: " + encoded + ":8080\r\n"));
+                CHECK(g.head.host == encoded + ":8080");
+                encoded[pos + 2] = 'g'; // "%4g": not hex
+                Feeder h;
+                h.feed(get_with("Host: " + encoded + "\r\n"));
+                CHECK(h.result.error == Error::bad_host);
+            }
+        }
+    }
+
     TEST_CASE("Content-Length") {
         const Feeder f = ok(get_host_with("Content-Length: 42\r\n"));
         CHECK(f.head.body == BodyKind::content_length);

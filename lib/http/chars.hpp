@@ -138,4 +138,37 @@ inline const char* find_field_stop(const char* p, const char* end) noexcept {
     return p;
 }
 
+/// Request-target bytes that need no attention: visible ASCII but '?' (splits path and query)
+/// and '#' (a fragment is never sent). SP ends the target; CTL, DEL and obs-text are errors.
+constexpr bool is_target_plain(unsigned c) noexcept {
+    return c > 0x20 && c < 0x7F && c != '?' && c != '#';
+}
+inline constexpr CharTable kTargetPlain = make_table(is_target_plain);
+
+/// First byte in [p, end) that is not is_target_plain(), or end.
+inline const char* find_target_stop(const char* p, const char* end) noexcept {
+#if defined(__SSE2__)
+    const __m128i k20 = _mm_set1_epi8(0x20);
+    const __m128i k7f = _mm_set1_epi8(0x7F);
+    const __m128i qmark = _mm_set1_epi8('?');
+    const __m128i hash = _mm_set1_epi8('#');
+    while (end - p >= 16) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i_u*>(p));
+        // Signed compares: obs-text (0x80-0xFF) is negative, so not above 0x20.
+        const __m128i visible = _mm_and_si128(_mm_cmpgt_epi8(v, k20), _mm_cmplt_epi8(v, k7f));
+        const __m128i plain = _mm_andnot_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, qmark), _mm_cmpeq_epi8(v, hash)), visible);
+        const auto mask = static_cast<unsigned>(_mm_movemask_epi8(plain)) ^ 0xFFFFU;
+        if (mask != 0) {
+            return p + __builtin_ctz(mask);
+        }
+        p += 16;
+    }
+#endif
+    while (p != end && kTargetPlain[byte_at(p)] != 0) {
+        ++p;
+    }
+    return p;
+}
+
 } // namespace ringwork::http::detail

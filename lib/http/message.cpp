@@ -89,8 +89,10 @@ void Response::set_header(std::string_view name, std::string_view value) {
     if (sealed_) {
         return;
     }
-    remove_header(name);
-    add_header(name, value);
+    if (!fields_.empty()) { // a handler's first header replaces nothing
+        std::erase_if(fields_, [&](const Field& f) { return iequals(f.name, name); });
+    }
+    fields_.push_back(Field{arena_->copy(name), arena_->copy(value)});
 }
 
 void Response::add_header(std::string_view name, std::string_view value) {
@@ -101,7 +103,7 @@ void Response::add_header(std::string_view name, std::string_view value) {
 }
 
 void Response::remove_header(std::string_view name) noexcept {
-    if (sealed_) {
+    if (sealed_ || fields_.empty()) {
         return;
     }
     std::erase_if(fields_, [&](const Field& f) { return iequals(f.name, name); });

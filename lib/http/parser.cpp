@@ -24,11 +24,6 @@ using detail::kTchar;
 /// Where the scan for the end of the head stands (RequestParser::line_state_).
 enum class Phase : std::uint32_t { start, request_line, headers, done };
 
-/// Request-target bytes that need no attention: visible ASCII but '?' (splits path and query)
-/// and '#' (a fragment is never sent). SP ends the target; CTL, DEL and obs-text are errors.
-inline constexpr CharTable kTargetPlain =
-    detail::make_table([](unsigned c) { return c > 0x20 && c < 0x7F && c != '?' && c != '#'; });
-
 inline constexpr CharTable kToLower = [] {
     CharTable t{};
     for (unsigned c = 0; c < 256; ++c) {
@@ -51,6 +46,12 @@ constexpr std::size_t distance(const char* from, const char* to) noexcept {
 
 constexpr std::string_view view(const char* from, const char* to) noexcept {
     return {from, distance(from, to)};
+}
+
+inline std::uint32_t load32(const char* p) noexcept {
+    std::uint32_t v = 0;
+    std::memcpy(&v, p, sizeof v);
+    return v;
 }
 
 /// Trims SP/HTAB from both ends of [b, e).
@@ -102,15 +103,21 @@ bool valid_host(std::string_view host, bool require_port) noexcept {
         ++p;
     } else {
         const char* const s = p;
-        while (p != e) {
-            if (kHostChar[byte_at(p)] != 0) {
-                ++p;
-            } else if (*p == '%' && e - p >= 3 &&
-                       (kHexValue[byte_at(p + 1)] | kHexValue[byte_at(p + 2)]) <= 0xF) {
-                p += 3;
-            } else {
-                break;
+        for (;;) {
+            // Four bytes per test while they are all host chars, then one at a time.
+            while (e - p >= 4 && (kHostChar[byte_at(p)] & kHostChar[byte_at(p + 1)] &
+                                  kHostChar[byte_at(p + 2)] & kHostChar[byte_at(p + 3)]) != 0) {
+                p += 4;
             }
+            while (p != e && kHostChar[byte_at(p)] != 0) {
+                ++p;
+            }
+            if (p != e && *p == '%' && e - p >= 3 &&
+                (kHexValue[byte_at(p + 1)] | kHexValue[byte_at(p + 2)]) <= 0xF) {
+                p += 3;
+                continue;
+            }
+            break;
         }
         if (p == s) {
             return false;
@@ -215,21 +222,28 @@ Error parse_request_line(const char* b, const char* e, RequestHead& out) noexcep
     out.query = {};
     out.host = {};
     const char* p = b;
-    while (p != e && kTchar[byte_at(p)] != 0) {
-        ++p;
-    }
-    if (p == b || p == e || *p != ' ') {
-        return Error::bad_request_line;
+    const std::size_t line = distance(b, e);
+    if (line >= 4 && load32(b) == load32("GET ")) { // the common methods skip the token scan
+        p = b + 3;
+        out.method = Method::get;
+    } else if (line >= 5 && load32(b) == load32("POST") && b[4] == ' ') {
+        p = b + 4;
+        out.method = Method::post;
+    } else {
+        while (p != e && kTchar[byte_at(p)] != 0) {
+            ++p;
+        }
+        if (p == b || p == e || *p != ' ') {
+            return Error::bad_request_line;
+        }
+        out.method = method_from(view(b, p));
     }
     out.method_text = view(b, p);
-    out.method = method_from(out.method_text);
 
     const char* const t = ++p;
     const char* qmark = nullptr;
     for (;;) {
-        while (p != e && kTargetPlain[byte_at(p)] != 0) {
-            ++p;
-        }
+        p = detail::find_target_stop(p, e);
         if (p == e || *p != '?') {
             break;
         }
@@ -414,10 +428,11 @@ inline char* scan_name(char* p) noexcept {
 }
 
 /// Parses the header section [p, head_end) (the scan checked its CRLFs, size and line count)
-/// and derives the body framing and connection flags.
+/// and derives the body framing and connection flags. [head_end, buffer_end) is readable too:
+/// the value scan may look that far (16 bytes at a time) but stops at its line's CR anyway.
 template <bool Normalize>
-Error parse_fields(char* p, char* const head_end, std::span<Header> storage,
-                   RequestHead& out) noexcept {
+Error parse_fields(char* p, char* const head_end, const char* const buffer_end,
+                   std::span<Header> storage, RequestHead& out) noexcept {
     char* const section_end = head_end - 2; // the final empty line
     const bool host_from_target = !out.host.empty();
     out.expect_continue = false;
@@ -449,7 +464,7 @@ Error parse_fields(char* p, char* const head_end, std::span<Header> storage,
             ++p;
         }
         const char* const value = p;
-        p += distance(p, detail::find_field_stop(p, head_end));
+        p += distance(p, detail::find_field_stop(p, buffer_end));
         if (*p != '\r') {
             return Error::bad_header; // NUL or another CTL in the value
         }
@@ -680,10 +695,11 @@ ParseResult RequestParser::parse(std::span<char> buffer, RequestHead& out,
             return failure(err);
         }
     }
-    const Error err =
-        limits_.normalize_header_names
-            ? parse_fields<true>(base + st.headers_start, base + st.pos, header_storage, out)
-            : parse_fields<false>(base + st.headers_start, base + st.pos, header_storage, out);
+    const Error err = limits_.normalize_header_names
+                          ? parse_fields<true>(base + st.headers_start, base + st.pos,
+                                               base + buffer.size(), header_storage, out)
+                          : parse_fields<false>(base + st.headers_start, base + st.pos,
+                                                base + buffer.size(), header_storage, out);
     if (err != Error::none) {
         return failure(err);
     }

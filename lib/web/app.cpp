@@ -350,7 +350,8 @@ const App::Chain* App::find_chain(Context& c) {
         answer_error(c, 400, "invalid percent-encoding in the path");
         return nullptr;
     }
-    const LookupResult<std::uint32_t> r = router_.lookup(x.request.method_text(), path, c.params_);
+    const LookupResult<std::uint32_t> r =
+        router_.lookup(x.request.method(), x.request.method_text(), path, c.params_);
     // Automatic answers run the middleware of the group the path belongs to.
     const std::size_t group = r.sibling != nullptr ? defs_[*r.sibling].group : 0;
     const Chain* chain = nullptr;

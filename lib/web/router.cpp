@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The Router's radix tree: pattern parsing, conflict checks, freezing into flat arrays, lookup.
+#include <ringwork/http/parser.hpp>
 #include <ringwork/web/router.hpp>
+
+#include "web/bytes.hpp"
 
 #include <fmt/format.h>
 
@@ -113,17 +116,6 @@ int allow_rank(std::string_view method) noexcept {
 
 bool is_standard(std::string_view method) noexcept {
     return allow_rank(method) != 50;
-}
-
-/// Byte comparison inlined: labels and segments are a few bytes, where a libc call costs more
-/// than the comparison (memcmp/memchr were ~30% of a lookup).
-inline bool same_bytes(const char* a, const char* b, std::size_t n) noexcept {
-    for (std::size_t i = 0; i < n; ++i) {
-        if (a[i] != b[i]) {
-            return false;
-        }
-    }
-    return true;
 }
 
 /// The path as given.
@@ -469,6 +461,14 @@ void RouteTree::freeze() {
         methods_.push_back({append(m), static_cast<std::uint32_t>(m.size())});
     }
     columns_ = static_cast<std::uint32_t>(b.methods.size() + 1);
+    // The standard methods' columns, by the enum the parser gives (column 0 when unregistered).
+    static_assert(static_cast<std::size_t>(http::Method::other) == kStandardMethods);
+    for (const std::string_view m :
+         {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}) {
+        const std::uint32_t column = b.column_of(m);
+        method_columns_[static_cast<std::size_t>(http::method_from(m))] =
+            column == kNone ? 0 : column;
+    }
 
     // Leaves: pattern, deduplicated Allow list, and one value per column.
     const std::uint32_t get_column = b.column_of("GET");
@@ -653,6 +653,18 @@ std::uint32_t RouteTree::slash_twin(std::uint32_t column, std::string_view path)
 
 RawLookup RouteTree::lookup(std::string_view method, std::string_view path,
                             Params& params) const noexcept {
+    return lookup_column(column_of(method), path, params);
+}
+
+RawLookup RouteTree::lookup(http::Method method, std::string_view method_text,
+                            std::string_view path, Params& params) const noexcept {
+    const auto slot = static_cast<std::size_t>(method);
+    return lookup_column(slot < kStandardMethods ? method_columns_[slot] : column_of(method_text),
+                         path, params);
+}
+
+RawLookup RouteTree::lookup_column(std::uint32_t column, std::string_view path,
+                                   Params& params) const noexcept {
     params.clear();
     RawLookup result;
     if (nodes_.empty() || path.empty() || path.front() != '/') { // not frozen, or moved from
@@ -661,7 +673,7 @@ RawLookup RouteTree::lookup(std::string_view method, std::string_view path,
     const std::uint32_t leaf = match(0, PlainPath{path}, 0, params);
     if (leaf == kNone) {
         params.clear();
-        const std::uint32_t twin = slash_twin(column_of(method), path);
+        const std::uint32_t twin = slash_twin(column, path);
         if (twin != kNone) {
             result.status = LookupStatus::redirect_trailing_slash;
             result.sibling = twin;
@@ -671,7 +683,7 @@ RawLookup RouteTree::lookup(std::string_view method, std::string_view path,
     const Leaf& l = leaves_[leaf];
     result.allow = text(l.allow_off, l.allow_len);
     result.pattern = text(l.pattern_off, l.pattern_len);
-    const std::uint32_t value = leaf_values_[leaf * columns_ + column_of(method)];
+    const std::uint32_t value = leaf_values_[leaf * columns_ + column];
     if (value == kNone) {
         result.status = LookupStatus::method_not_allowed;
         const std::uint32_t* row = leaf_values_.data() + static_cast<std::size_t>(leaf) * columns_;

@@ -13,6 +13,12 @@
 #include <utility>
 #include <vector>
 
+namespace ringwork::http {
+// The parsed request method (defined in <ringwork/http/parser.hpp>): declared only, so the
+// router does not pull in the HTTP layer's headers.
+enum class Method : std::uint8_t;
+} // namespace ringwork::http
+
 namespace ringwork::web {
 
 /// \brief The most parameters (`:name` and `*name` together) one route may declare.
@@ -156,6 +162,10 @@ public:
     [[nodiscard]] bool frozen() const noexcept { return frozen_; }
     /// \brief Looks up `method` + `path`; see Router::lookup().
     RawLookup lookup(std::string_view method, std::string_view path, Params& params) const noexcept;
+    /// \brief The same, with the parsed method: a standard one costs a table load instead of a
+    /// search of the method names (`other` searches them for `method_text`).
+    RawLookup lookup(http::Method method, std::string_view method_text, std::string_view path,
+                     Params& params) const noexcept;
     /// \brief The Allow list of the route matching `path`; empty when none does.
     [[nodiscard]] std::string_view allowed_methods(std::string_view path) const noexcept;
     [[nodiscard]] std::size_t route_count() const noexcept { return route_count_; }
@@ -164,6 +174,8 @@ public:
 
 private:
     static constexpr std::uint32_t kNone = 0xffff'ffffU;
+    /// http::Method's enumerators before `other`: the standard methods.
+    static constexpr std::size_t kStandardMethods = 9;
 
     /// One frozen node. Static children are contiguous from `first_child`, in priority order,
     /// with their first bytes in `indices` (text_[indices_off, +child_count)).
@@ -194,6 +206,8 @@ private:
     std::uint32_t match(std::uint32_t index, const Path& path, std::size_t pos,
                         Sink& sink) const noexcept;
     [[nodiscard]] std::uint32_t column_of(std::string_view method) const noexcept;
+    RawLookup lookup_column(std::uint32_t column, std::string_view path,
+                            Params& params) const noexcept;
     /// The value the path with/without its trailing slash finds for `column` (kNone: none).
     [[nodiscard]] std::uint32_t slash_twin(std::uint32_t column, std::string_view path) const noexcept;
     [[nodiscard]] std::string_view text(std::uint32_t off, std::uint32_t len) const noexcept {
@@ -204,6 +218,8 @@ private:
     std::vector<Node> nodes_;
     std::vector<Leaf> leaves_;
     std::vector<MethodName> methods_;        ///< column i + 1 is methods_[i]; column 0 is `any`
+    /// column_of() of each standard method, indexed by http::Method (set by freeze()).
+    std::array<std::uint32_t, kStandardMethods> method_columns_{};
     std::vector<std::uint32_t> leaf_values_; ///< [leaf * columns_ + column], kNone: not allowed
     std::vector<char> text_;                 ///< labels, names, indices, patterns, Allow lists
     std::uint32_t columns_ = 1;
@@ -303,18 +319,14 @@ public:
     /// freeze() everything is not_found.
     [[nodiscard]] LookupResult<H> lookup(std::string_view method, std::string_view path,
                                          Params& params) const noexcept {
-        const detail::RawLookup raw = tree_.lookup(method, path, params);
-        LookupResult<H> result;
-        result.status = raw.status;
-        result.allow = raw.allow;
-        result.pattern = raw.pattern;
-        if (raw.status == LookupStatus::found) {
-            result.value = &values_[raw.value];
-        }
-        if (raw.sibling != UINT32_MAX) {
-            result.sibling = &values_[raw.sibling];
-        }
-        return result;
+        return to_result(tree_.lookup(method, path, params));
+    }
+    /// \brief The same, with the method as the HTTP parser gave it: `method` must be
+    /// http::method_from(method_text) (Request::method() and Request::method_text()). Cheaper
+    /// for the standard methods, which skip comparing method names.
+    [[nodiscard]] LookupResult<H> lookup(http::Method method, std::string_view method_text,
+                                         std::string_view path, Params& params) const noexcept {
+        return to_result(tree_.lookup(method, method_text, path, params));
     }
     /// \brief The Allow header value of the route matching `path` (what OPTIONS answers), e.g.
     /// "GET, HEAD, POST, OPTIONS"; empty when no route matches.
@@ -329,6 +341,20 @@ public:
     [[nodiscard]] std::size_t node_count() const noexcept { return tree_.node_count(); }
 
 private:
+    [[nodiscard]] LookupResult<H> to_result(const detail::RawLookup& raw) const noexcept {
+        LookupResult<H> result;
+        result.status = raw.status;
+        result.allow = raw.allow;
+        result.pattern = raw.pattern;
+        if (raw.status == LookupStatus::found) {
+            result.value = &values_[raw.value];
+        }
+        if (raw.sibling != UINT32_MAX) {
+            result.sibling = &values_[raw.sibling];
+        }
+        return result;
+    }
+
     detail::RouteTree tree_;
     std::vector<H> values_;
 };

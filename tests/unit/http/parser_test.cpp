@@ -4,6 +4,8 @@
 #include <ringwork/http/error.hpp>
 #include <ringwork/http/parser.hpp>
 
+#include "http/chars.hpp"
+
 #include <cstddef>
 #include <cstring>
 #include <doctest/doctest.h>
@@ -371,6 +373,30 @@ TEST_SUITE("http.parser") {
         CHECK(error_of("GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n") == Error::bad_request_line);
     }
 
+    TEST_CASE("methods: the GET and POST fast path gives what the token scan gives") {
+        const Feeder get = ok("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        CHECK(get.head.method == Method::get);
+        CHECK(get.head.method_text == "GET");
+        CHECK(get.head.method_text.data() == get.buffer().data());
+        const Feeder post = ok("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+        CHECK(post.head.method == Method::post);
+        CHECK(post.head.method_text == "POST");
+        for (const std::string_view m : {"GETS", "GE", "POSTS", "POS", "GET!", "POST.", "PGET"}) {
+            const Feeder f = ok(std::string(m) + " / HTTP/1.1\r\nHost: a\r\n\r\n");
+            CHECK(f.head.method == Method::other);
+            CHECK(f.head.method_text == m);
+        }
+        CHECK(error_of("POST  / HTTP/1.1\r\nHost: a\r\n\r\n") == Error::bad_request_line);
+        CHECK(error_of("POST\t/ HTTP/1.1\r\nHost: a\r\n\r\n") == Error::bad_request_line);
+        CHECK(error_of("POST\r\nHost: a\r\n\r\n") == Error::bad_request_line);
+        CHECK(error_of("POST \r\nHost: a\r\n\r\n") == Error::bad_request_line);
+        CHECK(error_of("GET \r\nHost: a\r\n\r\n") == Error::bad_request_line);
+        CHECK(error_of("GET\r\n\r\n") == Error::bad_request_line);
+        CHECK(error_of("POS\r\n\r\n") == Error::bad_request_line);
+        CHECK(error_of("GET /\r\n\r\n") == Error::version_not_supported);
+        CHECK(error_of("POST /\r\n\r\n") == Error::version_not_supported);
+    }
+
     TEST_CASE("method_from: exact, case-sensitive") {
         CHECK(http::method_from("GET") == Method::get);
         CHECK(http::method_from("HEAD") == Method::head);
@@ -446,6 +472,72 @@ TEST_SUITE("http.parser") {
         CHECK(error_of("GET index.html HTTP/1.1\r\nHost: a\r\n\r\n") == Error::bad_request_line);
         const std::string visible = "/!$&'()*+,;=:@-._~%41\"<>[]^`{|}\\AZaz09";
         CHECK(ok("GET " + visible + " HTTP/1.1\r\nHost: a\r\n\r\n").head.path == visible);
+    }
+
+    TEST_CASE("request-target scan: every stop byte at every position, across 16-byte blocks") {
+        // The scan itself, against the table, with each range at the end of its allocation.
+        std::size_t mismatches = 0;
+        for (std::size_t n = 0; n <= 40; ++n) {
+            for (std::size_t pos = 0; pos <= n; ++pos) { // pos == n: nothing to stop at
+                for (unsigned c = 0; c < 256; ++c) {
+                    const auto buf = std::make_unique<char[]>(n);
+                    std::memset(buf.get(), 'a', n);
+                    std::size_t expected = n;
+                    if (pos < n) {
+                        buf[pos] = static_cast<char>(c);
+                        expected = http::detail::kTargetPlain[c] != 0 ? n : pos;
+                    }
+                    const char* got = http::detail::find_target_stop(buf.get(), buf.get() + n);
+                    if (got != buf.get() + expected) {
+                        ++mismatches;
+                    }
+                    if (pos == n) {
+                        break;
+                    }
+                }
+            }
+        }
+        CHECK(mismatches == 0);
+        CHECK(http::detail::kTargetPlain['a'] == 1);
+        CHECK(http::detail::kTargetPlain['~'] == 1);
+        CHECK(http::detail::kTargetPlain['!'] == 1);
+        CHECK(http::detail::kTargetPlain[' '] == 0);
+        CHECK(http::detail::kTargetPlain['?'] == 0);
+        CHECK(http::detail::kTargetPlain['#'] == 0);
+        CHECK(http::detail::kTargetPlain[0x7F] == 0);
+        CHECK(http::detail::kTargetPlain[0x80] == 0);
+
+        // Whole requests: a target of up to 40 bytes with one byte of each class at each
+        // position after the leading '/'.
+        for (std::size_t len = 2; len <= 40; ++len) {
+            for (std::size_t pos = 1; pos < len; ++pos) {
+                std::string target(len, 'x');
+                target[0] = '/';
+                for (const char bad :
+                     {'\0', '\x01', '\t', '\x1F', '\x7F', '\x80', '\xFF', '#', ' '}) {
+                    target[pos] = bad;
+                    Feeder f;
+                    f.feed("GET " + target + " HTTP/1.1\r\nHost: a\r\n\r\n");
+                    INFO("target: " << escape(target));
+                    CHECK(f.result.error == Error::bad_request_line);
+                }
+                target[pos] = '?';
+                Feeder q;
+                q.feed("GET " + target + " HTTP/1.1\r\nHost: a\r\n\r\n");
+                INFO("target: " << escape(target));
+                REQUIRE(q.result.complete());
+                CHECK(q.head.path == std::string_view(target).substr(0, pos));
+                CHECK(q.head.query == std::string_view(target).substr(pos + 1));
+                CHECK(q.head.target == target);
+            }
+        }
+        // A few through every split point too.
+        CHECK(error_of("GET /0123456789abcdefghij#x HTTP/1.1\r\nHost: a\r\n\r\n") ==
+              Error::bad_request_line);
+        CHECK(error_of("GET /0123456789abcdefghijklmnopqrstuvwxyz\x7F HTTP/1.1\r\n\r\n") ==
+              Error::bad_request_line);
+        CHECK(ok("GET /0123456789abcde?fghijklmnopqrstuvwxyz?x HTTP/1.1\r\nHost: a\r\n\r\n")
+                  .head.query == "fghijklmnopqrstuvwxyz?x");
     }
 
     TEST_CASE("absolute-form: its authority overrides Host") {
@@ -698,6 +790,35 @@ TEST_SUITE("http.parser") {
         CHECK(ok(get_with("Host:  \texample.com \t\r\n")).head.host == "example.com");
     }
 
+    TEST_CASE("Host: a bad byte or a pct-encoding at every position of a reg-name") {
+        for (std::size_t len = 1; len <= 13; ++len) {
+            for (std::size_t pos = 0; pos < len; ++pos) {
+                for (const char bad : {'@', '/', '?', '"', '<', '[', '^', '%', '\x80', '\xFF'}) {
+                    std::string host(len, 'h');
+                    host[pos] = bad;
+                    INFO("Host: " << escape(host));
+                    Feeder f;
+                    f.feed(get_with("Host: " + host + "\r\n"));
+                    CHECK(f.result.error == Error::bad_host);
+                }
+                std::string encoded(len, 'h');
+                encoded.insert(pos, "%4a");
+                INFO("Host: " << encoded);
+                Feeder f;
+                f.feed(get_with("Host: " + encoded + "\r\n"));
+                REQUIRE(f.result.complete());
+                CHECK(f.head.host == encoded);
+                Feeder g;
+                g.feed(get_with("Host: " + encoded + ":8080\r\n"));
+                CHECK(g.head.host == encoded + ":8080");
+                encoded[pos + 2] = 'g'; // "%4g": not hex
+                Feeder h;
+                h.feed(get_with("Host: " + encoded + "\r\n"));
+                CHECK(h.result.error == Error::bad_host);
+            }
+        }
+    }
+
     TEST_CASE("Content-Length") {
         const Feeder f = ok(get_host_with("Content-Length: 42\r\n"));
         CHECK(f.head.body == BodyKind::content_length);
@@ -859,6 +980,30 @@ TEST_SUITE("http.parser") {
                   .incomplete()); // shorter: start over
         REQUIRE(p3.parse(other, head, storage).complete());
         CHECK(head.path == "/y");
+    }
+
+    TEST_CASE("bytes after the head (a pipelined request) change nothing") {
+        // The value scan may read past the head, 16 bytes at a time, up to the buffer's end.
+        std::string junk;
+        for (unsigned c = 0; c < 256; c += 7) {
+            junk += static_cast<char>(c);
+        }
+        for (const std::string_view req :
+             {kCurl, kWrk, kChrome, kFirefox,
+              std::string_view("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n"),
+              std::string_view("GET / HTTP/1.1\r\nHost: a\r\nX: 0123456789abcdef\x7F\r\n\r\n"),
+              std::string_view("GET / HTTP/1.1\r\nHost: a\r\nX: v \t\r\nY:\r\n\r\n"),
+              std::string_view("GET / HTTP/1.1\r\nHost: \r\n\r\n")}) {
+            for (const std::string_view tail : {std::string_view(junk), std::string_view(kWrk),
+                                                std::string_view("\r\n\r\n\r\n\r\n\r\n\r\n")}) {
+                Feeder alone;
+                alone.feed(req);
+                Feeder followed;
+                followed.feed(std::string(req) + std::string(tail));
+                INFO("request: " << escape(req));
+                CHECK(followed.outcome() == alone.outcome());
+            }
+        }
     }
 
     TEST_CASE("byte-by-byte feeding of every realistic request") {

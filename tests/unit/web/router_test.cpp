@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 // Unit tests for web::Router: matching, priorities, conflicts, 405/Allow, HEAD, trailing slashes,
 // a GitHub-like API table, a naive-matcher fuzz comparison and allocation-free lookups.
+#include <ringwork/http/parser.hpp>
 #include <ringwork/web/router.hpp>
 
 #include "github_routes.hpp"
+#include "web/bytes.hpp"
 
 #include <algorithm>
 #include <array>
@@ -780,6 +782,123 @@ TEST_CASE("random routes and paths agree with a naive matcher") {
                      << found_total << " of 16000 probes found");
     CHECK(refused_total > 0);
     CHECK(found_total > 1000);
+}
+
+// --- lookup by parsed method ----------------------------------------------------------------
+
+namespace {
+
+/// Looks `method` + `path` up through both overloads and checks they agree in every field.
+void check_method_overload(const Router<int>& router, std::string_view method,
+                           std::string_view path) {
+    CAPTURE(method);
+    CAPTURE(path);
+    Params by_text;
+    Params by_enum;
+    const web::LookupResult<int> a = router.lookup(method, path, by_text);
+    const web::LookupResult<int> b =
+        router.lookup(ringwork::http::method_from(method), method, path, by_enum);
+    CHECK(a.status == b.status);
+    CHECK(a.value == b.value);
+    CHECK(a.sibling == b.sibling);
+    CHECK(a.allow == b.allow);
+    CHECK(a.pattern == b.pattern);
+    CHECK(to_list(by_text) == to_list(by_enum));
+}
+
+constexpr std::array<std::string_view, 13> kOverloadMethods = {
+    "GET",   "HEAD",  "POST",  "PUT", "DELETE", "CONNECT", "OPTIONS",
+    "TRACE", "PATCH", "PURGE", "FOO", "get",    "GETX"};
+
+} // namespace
+
+TEST_CASE("lookup by parsed Method agrees with lookup by text, for every method") {
+    Router<int> r;
+    int next = 0;
+    for (const std::string_view m :
+         {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}) {
+        r.add(m, "/all", next++);
+    }
+    r.add("GET", "/g", next++);      // HEAD falls back to it
+    r.add("POST", "/p/:id", next++); // 405 for the rest
+    r.add_any("/any", next++);       // explicit methods elsewhere, any here
+    r.add("PURGE", "/c", next++);    // a custom method (Method::other)
+    r.add("PURGE", "/any", next++);  // custom beats any
+    r.add("GET", "/dir/", next++);   // trailing-slash redirect from /dir
+    r.add("DELETE", "/files/*rest", next++);
+    r.freeze();
+    for (const std::string_view m : kOverloadMethods) {
+        for (const std::string_view path : {"/all", "/g", "/p/1", "/any", "/c", "/dir", "/dir/",
+                                            "/files/a/b", "/files", "/nope", "/g/", ""}) {
+            check_method_overload(r, m, path);
+        }
+    }
+    Params params;
+    CHECK(*r.lookup(ringwork::http::Method::patch, "PATCH", "/all", params).value == 8);
+    CHECK(*r.lookup(ringwork::http::Method::head, "HEAD", "/g", params).value == 9);
+    CHECK(*r.lookup(ringwork::http::Method::other, "PURGE", "/c", params).value == 12);
+    CHECK(*r.lookup(ringwork::http::Method::other, "PURGE", "/any", params).value == 13);
+    CHECK(*r.lookup(ringwork::http::Method::other, "FOO", "/any", params).value == 11);
+    CHECK(r.lookup(ringwork::http::Method::other, "FOO", "/g", params).status ==
+          LookupStatus::method_not_allowed);
+}
+
+TEST_CASE("lookup by parsed Method: only some methods registered, before freeze, moved from") {
+    Router<int> r;
+    r.add("POST", "/only-post", 1); // GET and HEAD have no column at all
+    r.add("PURGE", "/x", 2);
+    for (const std::string_view m : kOverloadMethods) {
+        check_method_overload(r, m, "/only-post"); // not frozen: not found
+    }
+    r.freeze();
+    for (const std::string_view m : kOverloadMethods) {
+        for (const std::string_view path : {"/only-post", "/x", "/only-post/", "/y"}) {
+            check_method_overload(r, m, path);
+        }
+    }
+    const Router<int> moved = std::move(r);
+    for (const std::string_view m : kOverloadMethods) {
+        check_method_overload(moved, m, "/x");
+        check_method_overload(r, m, "/x"); // NOLINT(bugprone-use-after-move): finds nothing
+    }
+
+    const Router<int> github = github_router();
+    for (std::size_t i = 0; i < kGitHub.size(); ++i) {
+        ParamList unused;
+        const std::string path = concrete_path(kGitHub[i].pattern, i, unused);
+        for (const std::string_view m : kOverloadMethods) {
+            check_method_overload(github, m, path);
+        }
+    }
+}
+
+// --- label comparison ------------------------------------------------------------------------
+
+TEST_CASE("same_bytes: every length to 20, a difference at every position, no read past n") {
+    // Each range sits at the very end of its own allocation, at every alignment, so ASan
+    // reports a load past n bytes.
+    for (std::size_t n = 0; n <= 20; ++n) {
+        for (std::size_t off = 0; off < 8; ++off) {
+            const auto a_buf = std::make_unique<char[]>(off + n);
+            const auto b_buf = std::make_unique<char[]>(off + n);
+            char* const a = a_buf.get() + off;
+            char* const b = b_buf.get() + off;
+            for (std::size_t i = 0; i < n; ++i) {
+                a[i] = b[i] = static_cast<char>('a' + (i * 7 + off) % 26);
+            }
+            CHECK(web::detail::same_bytes(a, b, n));
+            for (std::size_t i = 0; i < n; ++i) {
+                for (const unsigned flip : {0x01U, 0x80U, 0xFFU}) {
+                    b[i] = static_cast<char>(static_cast<unsigned char>(a[i]) ^ flip);
+                    CAPTURE(n);
+                    CAPTURE(i);
+                    CHECK_FALSE(web::detail::same_bytes(a, b, n));
+                    CHECK_FALSE(web::detail::same_bytes(b, a, n));
+                    b[i] = a[i];
+                }
+            }
+        }
+    }
 }
 
 // --- allocation and sharing ------------------------------------------------------------------

@@ -230,10 +230,15 @@ private:
         return overflow_.empty() ? (first_ ? block_size_ : 0) : overflow_.back().size;
     }
     char* allocate_slow(std::size_t n) {
-        if (!first_ && n <= block_size_) {
+        if (!first_) {
+            // The first block is made at the first allocation, whatever its size: made later,
+            // behind an overflow block, it would never be current and the overflow block's
+            // bytes would be handed out twice.
             first_ = std::make_unique<char[]>(block_size_);
-            used_ = n;
-            return first_.get();
+            if (n <= block_size_) {
+                used_ = n;
+                return first_.get();
+            }
         }
         const std::size_t size = n > block_size_ ? n : block_size_;
         overflow_.push_back(Block{std::make_unique<char[]>(size), size});

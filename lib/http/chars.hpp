@@ -5,6 +5,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #if defined(__SSE2__)
@@ -12,6 +13,18 @@
 #endif
 
 namespace ringwork::http::detail {
+
+/// Unaligned native-order loads (memcpy: no aliasing or alignment assumptions).
+inline std::uint32_t load32(const char* p) noexcept {
+    std::uint32_t v = 0;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+inline std::uint64_t load64(const char* p) noexcept {
+    std::uint64_t v = 0;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
 
 /// \brief A 256-entry lookup table indexed by byte value.
 using CharTable = std::array<std::uint8_t, 256>;

@@ -89,10 +89,8 @@ void Response::set_header(std::string_view name, std::string_view value) {
     if (sealed_) {
         return;
     }
-    if (!fields_.empty()) { // a handler's first header replaces nothing
-        std::erase_if(fields_, [&](const Field& f) { return iequals(f.name, name); });
-    }
-    fields_.push_back(Field{arena_->copy(name), arena_->copy(value)});
+    remove_header(name); // returns at once on a response without headers
+    add_header(name, value);
 }
 
 void Response::add_header(std::string_view name, std::string_view value) {

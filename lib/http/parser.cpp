@@ -20,6 +20,7 @@ using detail::is_ows;
 using detail::kHexValue;
 using detail::kHostChar;
 using detail::kTchar;
+using detail::load32;
 
 /// Where the scan for the end of the head stands (RequestParser::line_state_).
 enum class Phase : std::uint32_t { start, request_line, headers, done };
@@ -46,12 +47,6 @@ constexpr std::size_t distance(const char* from, const char* to) noexcept {
 
 constexpr std::string_view view(const char* from, const char* to) noexcept {
     return {from, distance(from, to)};
-}
-
-inline std::uint32_t load32(const char* p) noexcept {
-    std::uint32_t v = 0;
-    std::memcpy(&v, p, sizeof v);
-    return v;
 }
 
 /// Trims SP/HTAB from both ends of [b, e).

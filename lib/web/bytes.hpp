@@ -2,23 +2,14 @@
 // same_bytes(): equality of two short byte ranges by word loads (the router's label compares).
 #pragma once
 
+#include "http/chars.hpp"
+
 #include <cstddef>
-#include <cstdint>
-#include <cstring>
 
 namespace ringwork::web::detail {
 
-inline std::uint64_t load64(const char* p) noexcept {
-    std::uint64_t v = 0;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
-
-inline std::uint32_t load32(const char* p) noexcept {
-    std::uint32_t v = 0;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
+using http::detail::load32;
+using http::detail::load64;
 
 /// Whether [a, a + n) and [b, b + n) hold the same bytes. Labels and segments are a few bytes,
 /// where a libc memcmp call costs more than the comparison, and a byte loop more than word

@@ -4,6 +4,8 @@
 
 #include <ringwork/web/static.hpp>
 
+#include "http/chars.hpp"
+
 #define ZLIB_CONST
 #include <zlib.h>
 
@@ -173,11 +175,7 @@ void add_vary_accept_encoding(http::Response& res) {
     res.set_header("Vary", merged);
 }
 
-std::uint64_t load64(const char* p) noexcept {
-    std::uint64_t v = 0;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
+using http::detail::load64;
 
 constexpr std::uint64_t rotl(std::uint64_t x, unsigned r) noexcept { return (x << r) | (x >> (64U - r)); }
 

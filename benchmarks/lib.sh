@@ -131,15 +131,28 @@ run_wrk() { # seconds, wrk args...
     run_loader "$seconds" taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" "$@"
 }
 
+# pipe_load (benchmarks/peers/pipe_load.c, built into `bin`) pinned to CLIENT_CPU for `seconds`,
+# -c$CONNECTIONS, depth 16, no warm-up: wrk's URL argument, and wrk's two summary lines out.
+run_pipe_load() { # seconds, url (http://127.0.0.1:PORT/PATH)
+    local seconds=$1 url=$2 rest port path
+    rest=${url#http://127.0.0.1:}
+    port=${rest%%/*}
+    path=/${rest#*/}
+    [[ "$rest" == */* ]] || path=/
+    run_loader "$seconds" taskset -c "$CLIENT_CPU" "$PIPE_LOAD_BIN" -c"$CONNECTIONS" -n16 \
+        -d"$seconds" -w0 -p "$path" "$port"
+}
+
 # One wrk run against the server `pid`, output in `out`. Sets M_REQUESTS (completed), M_RPS,
 # M_TICKS (server tree CPU ticks during the run) and M_US (server CPU us per request).
 # Exits when wrk fails, the server dies (printing `errfile`) or no request completed.
+# LOADER=run_pipe_load runs pipe_load instead (its only argument: the URL).
 wrk_measure() { # pid, label, errfile, out, seconds, wrk args...
     local pid=$1 label=$2 errfile=$3 out=$4 seconds=$5 before after
     shift 5
     before=$(cpu_ticks "$pid")
-    run_wrk "$seconds" "$@" >"$out" 2>&1 ||
-        { echo "$BENCH_NAME: wrk failed on $label" >&2; cat "$out" >&2; exit 1; }
+    "${LOADER:-run_wrk}" "$seconds" "$@" >"$out" 2>&1 ||
+        { echo "$BENCH_NAME: ${LOADER:-run_wrk} failed on $label" >&2; cat "$out" >&2; exit 1; }
     if ! alive "$pid"; then
         echo "$BENCH_NAME: the server of $label (pid $pid) died during the run" >&2
         sed 's/^/  /' "$errfile" >&2

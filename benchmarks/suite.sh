@@ -23,6 +23,8 @@
 #   (a) plaintext keep-alive, CONNECTIONS conns (wrk --latency: p99 at saturation), also on
 #       the bare liburing loop (benchmarks/peers/bare_loop.c), the keep-alive CPU floor
 #   (b) plaintext pipelined x16 (benchmarks/pipeline.lua)     (c) JSON keep-alive
+#   (b') (b) with benchmarks/peers/pipe_load.c, a lean io_uring loader, instead of wrk (one wrk
+#       thread is (b)'s ceiling), also on the bare loop
 #   (d) latency p50/p99/p99.9 at 25/50/75 % of nginx's req/s in (a) of the same round, paced by
 #       `h2load --h1 --rps` (per connection), CONNECTIONS connections
 # Once, after the rounds: (e) RSS growth of each server's process tree and the kernel's Slab
@@ -228,6 +230,8 @@ build_fasthttp() {
 build_tools() {
     build_bare_loop "$WORK/bare"
     gcc -O2 -shared -fPIC -o "$WORK/alloc_count.so" benchmarks/peers/alloc_count.c -ldl
+    gcc -O2 -o "$WORK/pipe_load" benchmarks/peers/pipe_load.c -luring
+    PIPE_LOAD_BIN="$WORK/pipe_load"
 }
 
 # --- scenarios -------------------------------------------------------------------------------
@@ -253,6 +257,9 @@ measure() { # round, scenario, name, path, wrk args...
     measure_line "$name $scenario" 32
     record "$round" "$scenario" "$name" rps "$M_RPS"
     record "$round" "$scenario" "$name" cpu_us "$M_US"
+    # How busy the server was: near 100 % it was the bottleneck, well below it the loader was.
+    record "$round" "$scenario" "$name" cpu_busy_pct \
+        "$(awk -v t="$M_TICKS" -v hz="$CLK_TCK" -v d="$DURATION" 'BEGIN { printf "%.1f", t / hz / d * 100 }')"
     p99=$(awk '$1 == "99%" { print $2 }' "$WORK/wrk.out")
     if [[ -n "$p99" ]]; then
         record "$round" "$scenario" "$name" p99_us "$(wrk_to_us "$p99")"
@@ -271,6 +278,16 @@ scenario_plaintext_pipelined() { # round, servers...
     shift
     for name in "$@"; do
         measure "$round" plaintext-pipelined16 "$name" /plaintext -s benchmarks/pipeline.lua
+    done
+}
+# (b) again with benchmarks/peers/pipe_load.c as the loader: one wrk thread on CPU 1 is the
+# ceiling of (b) (the servers idle part of the time), pipe_load is light enough to keep CPU 0
+# busy, so req/s measures the server. Same connections, depth, duration and pinning.
+scenario_plaintext_pipelined_lean() { # round, servers...
+    local round=$1 name
+    shift
+    for name in "$@"; do
+        LOADER=run_pipe_load measure "$round" plaintext-pipelined16-lean "$name" /plaintext
     done
 }
 scenario_json_keepalive() { # round, servers...
@@ -503,6 +520,11 @@ for round in $(seq "$ROUNDS"); do
         scenario_plaintext_keepalive "$round" "${torder[@]}" bare
     fi
     scenario_plaintext_pipelined "$round" "${torder[@]}"
+    if ((MULTICORE)); then
+        scenario_plaintext_pipelined_lean "$round" "${torder[@]}"
+    else
+        scenario_plaintext_pipelined_lean "$round" "${torder[@]}" bare
+    fi
     scenario_json_keepalive "$round" "${torder[@]}"
     if ((!MULTICORE)); then
         scenario_latency "$round" "${order[@]}"

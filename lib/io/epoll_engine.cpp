@@ -160,8 +160,11 @@ void EpollEngine::run(const io_uring_sqe& sqe) noexcept {
         complete(data, -EINVAL); // not used by ringwork; the reactor reports no such feature
         return;
     }
-    // Multishot and provided buffers are never advertised by this backend (ReactorFeatures).
-    if ((sqe.flags & IOSQE_BUFFER_SELECT) != 0 ||
+    // Multishot and provided buffers are never advertised by this backend (ReactorFeatures);
+    // the one buffer group it knows is the spare pool's (kSpareBufferGroup).
+    const bool spare_recv = sqe.opcode == IORING_OP_RECV && (sqe.flags & IOSQE_BUFFER_SELECT) != 0 &&
+                            sqe.buf_group == kSpareBufferGroup && (sqe.ioprio & IORING_RECV_MULTISHOT) == 0;
+    if (((sqe.flags & IOSQE_BUFFER_SELECT) != 0 && !spare_recv) ||
         (sqe.opcode == IORING_OP_ACCEPT && (sqe.ioprio & IORING_ACCEPT_MULTISHOT) != 0) ||
         (sqe.opcode == IORING_OP_RECV && (sqe.ioprio & IORING_RECV_MULTISHOT) != 0)) {
         complete(data, -EINVAL);
@@ -178,6 +181,7 @@ void EpollEngine::run(const io_uring_sqe& sqe) noexcept {
     p.len = sqe.len;
     p.fd = sqe.fd;
     p.opcode = sqe.opcode;
+    p.spare = spare_recv;
     switch (sqe.opcode) {
     case IORING_OP_ACCEPT:
         p.arg = sqe.accept_flags;
@@ -236,7 +240,19 @@ EpollEngine::Outcome EpollEngine::attempt(Parked& p, FdState& st, int& res) noex
             if (owned && st.registered && !st.readable && !caller_dontwait) {
                 return Outcome::would_block; // drained since the last event: no syscall
             }
-            n = ::recv(p.fd, p.addr, p.len, static_cast<int>(p.arg) | MSG_DONTWAIT);
+            if (p.spare) {
+                SparePool& pool = reactor_.spare();
+                char* buffer = pool.take();
+                n = ::recv(p.fd, buffer, pool.buffer_size(), static_cast<int>(p.arg) | MSG_DONTWAIT);
+                if (n > 0) {
+                    *static_cast<char**>(p.addr) = buffer;
+                } else {
+                    pool.give_back(buffer);
+                }
+                p.len = pool.buffer_size();
+            } else {
+                n = ::recv(p.fd, p.addr, p.len, static_cast<int>(p.arg) | MSG_DONTWAIT);
+            }
             if (n > 0 && owned && !st.peer_closed && (p.arg & (MSG_PEEK | MSG_OOB | MSG_WAITALL)) == 0 &&
                 static_cast<std::uint32_t>(n) < p.len) {
                 // A short read of a stream socket emptied its queue; bytes arriving later

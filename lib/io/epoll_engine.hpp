@@ -42,6 +42,13 @@ struct EngineCompletion {
 /// Regular files never block in epoll's sense: reads and writes first try RWF_NOWAIT (served
 /// from the page cache) and otherwise run on the shared thread pool, completing through the
 /// reactor's remote queue. Reactor thread only, except the thread pool's jobs.
+/// A recv submitted with IOSQE_BUFFER_SELECT and this buffer group gets its buffer from the
+/// reactor's spare pool only once the socket is readable: the engine receives into it and
+/// stores its address at the SQE's `addr` (a `char**`) before completing with the byte count.
+/// An end of stream, an error, EAGAIN or a cancel hands the buffer back and stores nothing.
+/// So an armed receive of an idle connection holds no buffer (Socket::arm_recv).
+inline constexpr std::uint16_t kSpareBufferGroup = 0xFFFF;
+
 class EpollEngine {
 public:
     EpollEngine(ReactorImpl& reactor, unsigned sq_entries);
@@ -86,6 +93,7 @@ private:
         int fd = -1;
         std::uint8_t opcode = 0;
         bool started = false;    ///< a connect is in progress
+        bool spare = false;      ///< a recv into a spare buffer taken once readable (addr: char**)
         Parked* next = nullptr;  ///< in the descriptor's list (FIFO)
         Parked* prev = nullptr;
     };

@@ -63,6 +63,8 @@ public:
         io_uring_sqe_set_data64(s, kIgnoredUserData);
     }
 
+    /// The epoll backend runs the submissions (no ring).
+    [[nodiscard]] bool epoll_backend() const noexcept { return epoll_ != nullptr; }
     /// A Socket or Listener owns `fd` from now on (the epoll backend keeps it registered).
     void own_fd(int fd) noexcept {
         if (epoll_) {

@@ -684,6 +684,14 @@ void Socket::arm_recv() noexcept {
         s->flags |= IOSQE_BUFFER_SELECT;
         s->buf_group = ring->group();
         multishot_ = false;
+    } else if (r.epoll_backend()) {
+        // No ring (epoll): the engine takes a spare buffer only once the socket is readable
+        // and stores it in spare_, so an idle connection's armed receive holds no buffer.
+        io_uring_prep_recv(s, fd_, &spare_, 0, 0);
+        s->flags |= IOSQE_BUFFER_SELECT;
+        s->buf_group = detail::kSpareBufferGroup;
+        multishot_ = false;
+        no_buffers_ = false;
     } else {
         // No ring, or it ran dry: a one-shot recv into a spare buffer of its own.
         spare_ = r.spare().take();

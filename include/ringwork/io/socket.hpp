@@ -346,6 +346,8 @@ private:
 /// recv() uses a multishot recv with buffers picked from the reactor's provided buffer ring:
 /// zero-copy, and an idle socket holds no buffer. When the ring runs dry (-ENOBUFS) the next
 /// receive falls back to a one-shot recv into a spare buffer instead of re-arming in a loop.
+/// On the epoll backend (no ring) each receive is one-shot and its spare buffer is taken only
+/// when the socket is readable, so an idle socket holds no buffer there either.
 /// At most kMaxQueued completed buffers wait per socket: beyond that the multishot recv is
 /// paused (cancelled) until the owner consumes, so one client cannot drain the ring.
 /// Reactor thread only; not movable while an operation is armed.

@@ -271,6 +271,82 @@ TEST_SUITE("socket") {
         CHECK(reactor.detached_count() == 0);
     }
 
+    TEST_CASE("epoll backend: a parked receive takes no buffer until its socket is readable") {
+        // Each armed receive of the epoll backend used to own a spare buffer (4 KiB) from the
+        // moment it was armed: every idle keep-alive connection held one. The engine now takes
+        // it from the spare pool when the socket is readable, so 32 parked receives allocate
+        // at most one buffer (the first readiness probe's, given back at EAGAIN) and bytes on
+        // one socket reuse it.
+        ReactorOptions o;
+        o.backend = ringwork::io::Backend::epoll;
+        o.apply_environment = false;
+        Reactor reactor(o);
+        auto listener = listen_any();
+        const auto port = listener.local_address().port();
+        constexpr int kConns = 32;
+        std::vector<int> clients;
+        for (int i = 0; i < kConns; ++i) {
+            clients.push_back(test::connect_blocking(port));
+        }
+        struct Hook : Socket::ReadyHook {
+            int fired = 0;
+        };
+        struct Seen {
+            std::uint64_t parked = 0; // spare allocations with every receive parked
+            std::uint64_t after = 0;  // after one socket received a byte
+            int fired = 0;
+            std::size_t bytes = 0;
+        };
+        const std::uint64_t before = reactor.stats().spare_buffer_allocs;
+        const Seen seen = reactor.run_until_complete(
+            [](Listener* l, Reactor* r, std::vector<int>* cl) -> Task<Seen> {
+                Seen out;
+                std::vector<Socket> socks;
+                for (int i = 0; i < kConns; ++i) {
+                    auto s = co_await l->accept();
+                    REQUIRE(s);
+                    socks.push_back(std::move(*s));
+                }
+                std::vector<Hook> hooks(kConns);
+                for (int i = 0; i < kConns; ++i) {
+                    hooks[i].fire = [](Socket::ReadyHook* h) noexcept { ++static_cast<Hook*>(h)->fired; };
+                    CHECK(socks[i].notify_when_ready(&hooks[i]));
+                }
+                // The receives are submitted at the next pass and parked by the engine.
+                for (int k = 0; k < 5; ++k) {
+                    co_await ringwork::io::sleep_for(1ms);
+                }
+                out.parked = r->stats().spare_buffer_allocs;
+                CHECK(::send((*cl)[7], "x", 1, MSG_NOSIGNAL) == 1);
+                const auto deadline = std::chrono::steady_clock::now() + 20s;
+                while (hooks[7].fired == 0 && std::chrono::steady_clock::now() < deadline) {
+                    co_await ringwork::io::sleep_for(1ms);
+                }
+                for (const Hook& h : hooks) {
+                    out.fired += h.fired;
+                }
+                {
+                    auto lease = co_await socks[7].recv();
+                    if (lease) {
+                        out.bytes = lease->size();
+                    }
+                }
+                out.after = r->stats().spare_buffer_allocs;
+                for (int i = 0; i < kConns; ++i) {
+                    socks[i].cancel_notify();
+                    co_await socks[i].close();
+                }
+                co_return out;
+            }(&listener, &reactor, &clients));
+        for (const int fd : clients) {
+            ::close(fd);
+        }
+        CHECK(seen.fired == 1);
+        CHECK(seen.bytes == 1);
+        CHECK(seen.parked - before <= 1);
+        CHECK(seen.after - before <= 1);
+    }
+
     TEST_CASE("closing a socket with operations in flight resumes every waiter") {
         Reactor reactor;
         auto listener = listen_any();

@@ -117,7 +117,7 @@ stop_loader() {
 run_loader() { # seconds, command...
     local seconds=$1 rc=0
     shift
-    timeout $((seconds + 30)) "$@" &
+    timeout -k 10 $((seconds + 30)) "$@" &
     LOADER_PID=$!
     wait "$LOADER_PID" || rc=$?
     LOADER_PID=""
@@ -131,10 +131,13 @@ run_wrk() { # seconds, wrk args...
     run_loader "$seconds" taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" "$@"
 }
 
-# pipe_load (benchmarks/peers/pipe_load.c, built into `bin`) pinned to CLIENT_CPU for `seconds`,
-# -c$CONNECTIONS, depth 16, no warm-up: wrk's URL argument, and wrk's two summary lines out.
+# pipe_load (benchmarks/peers/pipe_load.c, built by the caller at $PIPE_LOAD_BIN) pinned to
+# CLIENT_CPU for `seconds`, -c$CONNECTIONS, depth 16, no warm-up: takes wrk's URL argument and
+# prints wrk's two summary lines.
 run_pipe_load() { # seconds, url (http://127.0.0.1:PORT/PATH)
+    (($# == 2)) || bench_die "run_pipe_load: takes seconds and one URL, got: $*"
     local seconds=$1 url=$2 rest port path
+    [[ "$url" == http://127.0.0.1:* ]] || bench_die "run_pipe_load: not an http://127.0.0.1 URL: $url"
     rest=${url#http://127.0.0.1:}
     port=${rest%%/*}
     path=/${rest#*/}

@@ -14,7 +14,7 @@
 #   RESULTS_DIR=benchmarks/results
 # Single-core (default): every server runs one thread pinned to CPU 0 (ringwork --threads 1,
 # fasthttp GOMAXPROCS=1, nginx 1 worker), `wrk -t1` and the other clients on CPU 1.
-# --multicore: 2 threads / GOMAXPROCS=2 / 2 workers, nothing pinned; scenarios (a)-(c) only.
+# --multicore: 2 threads / GOMAXPROCS=2 / 2 workers, nothing pinned; scenarios (a)-(c) and (b') only.
 #
 # Servers: ringwork (io_uring), ringwork-epoll (the same binary, RINGWORK_BACKEND=epoll),
 # fasthttp, nginx; in (a)-(c) also ringwork-metrics (the same binary with --metrics: every
@@ -258,6 +258,7 @@ measure() { # round, scenario, name, path, wrk args...
     record "$round" "$scenario" "$name" rps "$M_RPS"
     record "$round" "$scenario" "$name" cpu_us "$M_US"
     # How busy the server was: near 100 % it was the bottleneck, well below it the loader was.
+    # Percent of one CPU (above 100 with --multicore).
     record "$round" "$scenario" "$name" cpu_busy_pct \
         "$(awk -v t="$M_TICKS" -v hz="$CLK_TCK" -v d="$DURATION" 'BEGIN { printf "%.1f", t / hz / d * 100 }')"
     p99=$(awk '$1 == "99%" { print $2 }' "$WORK/wrk.out")
@@ -284,10 +285,10 @@ scenario_plaintext_pipelined() { # round, servers...
 # ceiling of (b) (the servers idle part of the time), pipe_load is light enough to keep CPU 0
 # busy, so req/s measures the server. Same connections, depth, duration and pinning.
 scenario_plaintext_pipelined_lean() { # round, servers...
-    local round=$1 name
+    local round=$1 name LOADER=run_pipe_load # read by wrk_measure (lib.sh)
     shift
     for name in "$@"; do
-        LOADER=run_pipe_load measure "$round" plaintext-pipelined16-lean "$name" /plaintext
+        measure "$round" plaintext-pipelined16-lean "$name" /plaintext
     done
 }
 scenario_json_keepalive() { # round, servers...

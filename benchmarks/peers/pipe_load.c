@@ -11,7 +11,8 @@
  * Connects to 127.0.0.1:PORT. Prints wrk's two summary lines ("N requests in S", "Requests/sec:")
  * so scripts read it as they read wrk, plus "Non-2xx or 3xx responses: N" when there were any,
  * and the client's own CPU per request. Exits non-zero when a connection fails, the server
- * closes one, or an answer has no Content-Length (chunked answers are not supported). */
+ * closes one, an answer has no Content-Length (chunked answers are not supported) or is not
+ * HTTP/1.x with CRLF line ends, or bytes follow the last answer a batch was owed. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,16 +66,21 @@ static void die(const char *what, int err) {
     exit(1);
 }
 
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
 /* One answer at p[0, n): its length, 0 when incomplete, -1 when it cannot be framed here. */
 static long parse_one(const char *p, size_t n, int *status) {
     if (n < 16) return 0;
-    if (memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ') return -1;
+    if (memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ' || !is_digit(p[9]) || !is_digit(p[10]) ||
+        !is_digit(p[11]) || p[12] != ' ')
+        return -1;
     *status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
     const char *end = p + n;
     const char *nl = memchr(p, '\n', n);
     long length = -1;
     while (nl != NULL) {
         const char *s = nl + 1;
+        if (nl == p || nl[-1] != '\r') return -1; /* a bare LF: not framed here */
         if (end - s < 2) return 0;
         if (s[0] == '\r') {
             if (s[1] != '\n') return -1;
@@ -87,14 +93,21 @@ static long parse_one(const char *p, size_t n, int *status) {
         if ((s[0] | 0x20) == 'c' && nl - s > 15 && strncasecmp(s, "content-length:", 15) == 0) {
             const char *d = s + 15;
             while (*d == ' ' || *d == '\t') ++d;
+            if (!is_digit(*d)) return -1;
             length = 0;
-            while (*d >= '0' && *d <= '9') length = length * 10 + (*d++ - '0');
+            while (is_digit(*d) && length < (1L << 40)) length = length * 10 + (*d++ - '0');
         } else if ((s[0] | 0x20) == 't' && nl - s > 18 &&
                    strncasecmp(s, "transfer-encoding:", 18) == 0) {
             return -1;
         }
     }
     return 0;
+}
+
+static void *must_alloc(size_t n) {
+    void *p = malloc(n);
+    if (p == NULL) die("malloc", ENOMEM);
+    return p;
 }
 
 static struct io_uring ring;
@@ -128,8 +141,8 @@ int main(int argc, char **argv) {
     int opt;
     while ((opt = getopt(argc, argv, "c:n:d:w:p:")) != -1) {
         switch (opt) {
-        case 'c': conns = (unsigned)atoi(optarg); break;
-        case 'n': depth = (unsigned)atoi(optarg); break;
+        case 'c': conns = atoi(optarg) > 0 ? (unsigned)atoi(optarg) : 0; break;
+        case 'n': depth = atoi(optarg) > 0 ? (unsigned)atoi(optarg) : 0; break;
         case 'd': duration = atof(optarg); break;
         case 'w': warmup = atof(optarg); break;
         case 'p': path = optarg; break;
@@ -139,24 +152,26 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (optind != argc - 1 || conns == 0 || depth == 0 || duration <= 0 || warmup < 0) {
-        fprintf(stderr, "pipe_load: need PORT, and CONNS, DEPTH, SECONDS > 0\n");
+    int port = optind == argc - 1 ? atoi(argv[optind]) : 0;
+    if (port <= 0 || port > 65535 || conns == 0 || conns > 60000 || depth == 0 || depth > 4096 ||
+        duration <= 0 || warmup < 0) {
+        fprintf(stderr, "pipe_load: need PORT (1-65535), CONNS 1-60000, DEPTH 1-4096, SECONDS > 0\n");
         return 2;
     }
-    int port = atoi(argv[optind]);
 
     char one[512];
     int one_len = snprintf(one, sizeof one, "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path);
     if (one_len <= 0 || (size_t)one_len >= sizeof one) die("path", ENAMETOOLONG);
     batch_len = (size_t)one_len * depth;
-    batch = malloc(batch_len);
+    batch = must_alloc(batch_len);
     for (unsigned k = 0; k < depth; ++k) memcpy(batch + (size_t)k * one_len, one, (size_t)one_len);
 
     signal(SIGINT, on_sig);
     signal(SIGTERM, on_sig);
     signal(SIGPIPE, SIG_IGN);
 
-    struct conn *cs = calloc(conns, sizeof *cs);
+    struct conn *cs = must_alloc(conns * sizeof *cs);
+    memset(cs, 0, conns * sizeof *cs);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     for (unsigned i = 0; i < conns; ++i) {
@@ -166,7 +181,7 @@ int main(int argc, char **argv) {
         int one_flag = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one_flag, sizeof one_flag);
         cs[i].fd = fd;
-        cs[i].buf = malloc(RBUF);
+        cs[i].buf = must_alloc(RBUF);
     }
 
     struct io_uring_params params = {0};
@@ -191,8 +206,12 @@ int main(int argc, char **argv) {
     double t0 = now_s(), c0 = cpu_s();
     double deadline = t0 + (measuring ? duration : warmup);
     for (;;) {
-        rc = io_uring_submit_and_wait(&ring, 1);
-        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) die("io_uring_enter", -rc);
+        /* Bounded: the deadline and a signal are seen even when a server stops answering. */
+        struct __kernel_timespec wait = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+        struct io_uring_cqe *first;
+        rc = io_uring_submit_and_wait_timeout(&ring, &first, 1, &wait, NULL);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME)
+            die("io_uring_enter", -rc);
         struct io_uring_cqe *cqe;
         unsigned head, seen = 0;
         io_uring_for_each_cqe(&ring, head, cqe) {
@@ -229,11 +248,13 @@ int main(int argc, char **argv) {
                 c->pos += (size_t)len;
                 ++answers;
                 if (status < 200 || status > 399) ++non2xx;
-                if (c->pending == 0) {
-                    fprintf(stderr, "pipe_load: an answer to no request on connection %u\n", i);
-                    exit(1);
-                }
                 if (--c->pending == 0) {
+                    /* The next batch is not sent yet: nothing may follow in this buffer. */
+                    if (c->pos != c->have) {
+                        fprintf(stderr, "pipe_load: %zu bytes after the last answer owed on"
+                                        " connection %u\n", c->have - c->pos, i);
+                        exit(1);
+                    }
                     c->pending = depth;
                     c->sent = 0;
                     arm_send(c, i);

@@ -45,7 +45,8 @@ struct EngineCompletion {
 /// A recv submitted with IOSQE_BUFFER_SELECT and this buffer group gets its buffer from the
 /// reactor's spare pool only once the socket is readable: the engine receives into it and
 /// stores its address at the SQE's `addr` (a `char**`) before completing with the byte count.
-/// An end of stream, an error, EAGAIN or a cancel hands the buffer back and stores nothing.
+/// EAGAIN, an end of stream or an error hands it back at once and stores nothing; a parked
+/// or cancelled recv holds none.
 /// So an armed receive of an idle connection holds no buffer (Socket::arm_recv).
 inline constexpr std::uint16_t kSpareBufferGroup = 0xFFFF;
 

@@ -2529,12 +2529,12 @@ void Server::run_reactors(const io::SocketAddress& address, const std::vector<in
     } catch (...) {
         std::lock_guard lock(states_mutex_);
         runtime_ = nullptr;
-        states_.clear();
+        end_states_locked();
         throw;
     }
     std::lock_guard lock(states_mutex_);
     runtime_ = nullptr;
-    states_.clear();
+    end_states_locked();
 }
 
 std::int64_t Server::grace_ms() const noexcept {
@@ -2611,8 +2611,28 @@ std::vector<std::vector<io::Clock::time_point>> Server::ready_workers() const {
 }
 
 ServerStats Server::stats() const {
-    ServerStats total;
     std::lock_guard lock(states_mutex_);
+    return stats_locked();
+}
+
+void Server::end_states_locked() {
+    ServerStats t = stats_locked();
+    // What was live ended with the reactors.
+    t.connections_open = 0;
+    t.workers_alive = 0;
+    t.workers_ready = 0;
+    t.workers_busy = 0;
+    t.out_buffers_held = 0;
+    t.out_buffers_pooled = 0;
+    t.carry_buffers_held = 0;
+    t.carry_buffers_pooled = 0;
+    t.connections_parked = 0;
+    ended_ = t;
+    states_.clear();
+}
+
+ServerStats Server::stats_locked() const {
+    ServerStats total = ended_;
     for (const auto& s : states_) {
         const auto& x = s->stats;
         total.connections_accepted += x.connections_accepted;

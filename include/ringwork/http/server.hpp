@@ -400,7 +400,9 @@ public:
     /// ms; -1 = none.
     [[nodiscard]] std::int64_t grace_ms() const noexcept;
     [[nodiscard]] const ServerOptions& options() const noexcept { return options_; }
-    /// \brief Counters summed over the reactors (read while serving: approximate).
+    /// \brief Counters summed over the reactors (read while serving: approximate). After run()
+    /// returns they keep their final values (the gauges of live state, such as
+    /// connections_open or workers_alive, read 0), added to by a later run().
     [[nodiscard]] ServerStats stats() const;
 
     // --- internal -------------------------------------------------------------------------
@@ -427,8 +429,12 @@ private:
     std::atomic<bool> shutting_down_{false};
     std::atomic<std::int64_t> grace_ms_{-1}; ///< shutdown(grace); -1 = options_.shutdown_timeout
     io::Runtime* runtime_ = nullptr;
+    [[nodiscard]] ServerStats stats_locked() const;
+    void end_states_locked();
+
     mutable std::mutex states_mutex_;
     std::vector<std::unique_ptr<detail::ReactorState>> states_;
+    ServerStats ended_{}; ///< what the reactors of ended runs counted (states_mutex_)
 };
 
 } // namespace ringwork::http

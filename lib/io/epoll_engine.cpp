@@ -178,7 +178,7 @@ void EpollEngine::run(const io_uring_sqe& sqe) noexcept {
     p.data = data;
     p.addr = reinterpret_cast<void*>(static_cast<std::uintptr_t>(sqe.addr)); // NOLINT: SQE address field
     p.off = sqe.off;
-    p.len = sqe.len;
+    p.len = spare_recv ? reactor_.spare().buffer_size() : sqe.len;
     p.fd = sqe.fd;
     p.opcode = sqe.opcode;
     p.spare = spare_recv;
@@ -243,13 +243,12 @@ EpollEngine::Outcome EpollEngine::attempt(Parked& p, FdState& st, int& res) noex
             if (p.spare) {
                 SparePool& pool = reactor_.spare();
                 char* buffer = pool.take();
-                n = ::recv(p.fd, buffer, pool.buffer_size(), static_cast<int>(p.arg) | MSG_DONTWAIT);
+                n = ::recv(p.fd, buffer, p.len, static_cast<int>(p.arg) | MSG_DONTWAIT);
                 if (n > 0) {
                     *static_cast<char**>(p.addr) = buffer;
                 } else {
                     pool.give_back(buffer);
                 }
-                p.len = pool.buffer_size();
             } else {
                 n = ::recv(p.fd, p.addr, p.len, static_cast<int>(p.arg) | MSG_DONTWAIT);
             }

@@ -401,6 +401,9 @@ private:
 
     void ensure_pending() {
         if (pending_.capacity() == 0) {
+            if (sending_.capacity() == 0) {
+                st_.add_out_holder(); // the first of its two: the second waits in the pool
+            }
             pending_ = st_.out_pool.take();
             ++st_.out_held;
         }
@@ -410,6 +413,9 @@ private:
             st_.out_pool.give(std::move(b));
             b = ByteBuffer();
             --st_.out_held;
+            if (pending_.capacity() == 0 && sending_.capacity() == 0) {
+                --st_.out_holders;
+            }
         }
     }
     void give_carry() {
@@ -1374,6 +1380,14 @@ runtime::Task<> Connection::run() {
             char* base = window_from_carry() ? carry_.data() : lease_.data();
             const std::size_t size = window_from_carry() ? carry_.size() : lease_.view().size();
             if (pos_ >= size) {
+                if (window_from_carry()) {
+                    // Parsed to its end: the next bytes start a new window (a lease). Kept, the
+                    // spent carry counted as a request begun: the connection never idled
+                    // (header_read_timeout instead of the idle limit, no parking, buffers held)
+                    // and every later byte was copied into it.
+                    carry_.clear();
+                    pos_ = 0;
+                }
                 break;
             }
             if (x == nullptr) {
@@ -2152,7 +2166,8 @@ runtime::Task<> trim_loop(detail::ReactorState* st, milliseconds interval) {
         } catch (const runtime::OperationCancelled&) {
             break;
         }
-        st->out_pool.trim();
+        st->out_pool.trim(st->out_reserve());
+        st->restore_out_reserve();
         st->body_pool.trim();
         st->carry_pool.trim();
         io::detail::current_impl().spare().trim();

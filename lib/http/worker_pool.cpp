@@ -151,13 +151,15 @@ runtime::Task<> run_reaper(ReactorState* st, std::chrono::milliseconds interval)
         // Pooled buffers that grew since the last tick go back to the allocator (at most one
         // re-grow per buffer and tick under a steady load, instead of a ratchet).
         st->out_pool.trim_grown();
+        st->restore_out_reserve(); // a grown buffer freed: one of the pool's size in its place
         st->body_pool.trim_grown();
         st->carry_pool.trim_grown();
         if (retired != 0) {
             // Let the retired workers finish (they are queued), then give memory back.
             co_await runtime::yield();
             runtime::FramePool::trim();
-            st->out_pool.trim();
+            st->out_pool.trim(st->out_reserve());
+            st->restore_out_reserve();
             st->body_pool.trim();
             st->carry_pool.trim();
             st->trim_records();

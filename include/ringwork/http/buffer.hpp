@@ -4,6 +4,7 @@
 
 #include <ringwork/runtime/counter.hpp>
 
+#include <algorithm>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
@@ -173,13 +174,31 @@ public:
         }
         free_.resize(kept);
     }
-    /// Free every idle buffer.
-    void trim() noexcept {
-        free_.clear();
-        free_.shrink_to_fit();
-        stats_.held = 0;
-        stats_.bytes_held = 0;
+    /// Free every idle buffer but `keep` of the pool's own size (grown ones go first).
+    void trim(std::size_t keep = 0) noexcept {
+        trim_grown();
+        while (free_.size() > keep) {
+            stats_.bytes_held -= free_.back().capacity();
+            --stats_.held;
+            free_.pop_back();
+        }
+        if (free_.empty()) {
+            free_.shrink_to_fit();
+        }
     }
+    /// Have at least `idle` buffers idle, allocating the difference now (counted as misses), and
+    /// room on the free list for `out` more that are taken: their give() will not allocate.
+    void ensure_idle(std::size_t idle, std::size_t out) {
+        free_.reserve(std::max(idle, free_.size()) + out);
+        while (free_.size() < idle) {
+            ++stats_.misses;
+            stats_.bytes_held += capacity_;
+            ++stats_.held;
+            free_.emplace_back(capacity_);
+        }
+    }
+    /// Buffers idle in the pool.
+    [[nodiscard]] std::size_t idle() const noexcept { return free_.size(); }
     [[nodiscard]] const Stats& stats() const noexcept { return stats_; }
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
 

@@ -6,6 +6,8 @@
 #include <ringwork/io/timer.hpp>
 
 #include "helpers.hpp"
+#include "http_reader.hpp"
+#include "http/server_metrics.hpp"
 #include "log_capture.hpp"
 #include "running_server.hpp"
 #include "io/buffer_ring.hpp"
@@ -581,6 +583,37 @@ TEST_SUITE("server options") {
         CHECK_THROWS_WITH_AS(Server{bad}, doctest::Contains("ServerOptions.tcp_keepalive_period"), std::invalid_argument);
     }
 
+    TEST_CASE("a connection whose last request spanned two receives idles like any other") {
+        // The request's head is gathered in the carry buffer; once parsed to its end, the
+        // connection waits for a new request: idle limit (not header_read_timeout), buffers back.
+        ServerOptions o;
+        o.header_read_timeout = 300ms;
+        o.idle_timeout = 30s;
+        o.max_idle_worker_duration = 60s;
+        SUBCASE("not parked") { o.idle_park_delay = 0ms; }
+        SUBCASE("parked after 100 ms") { o.idle_park_delay = 100ms; }
+        RunningServer s(o);
+        const int fd = test::connect_blocking(s.port, 5000);
+        const std::string req = get("/split");
+        REQUIRE(test::write_all(fd, req.substr(0, 10)));
+        REQUIRE(test::eventually([&] { return s.server.stats().carry_copies == 1; }, 3000ms));
+        REQUIRE(test::write_all(fd, req.substr(10)));
+        CHECK(read_response(fd).find("ok /split") != std::string::npos);
+        const std::uint64_t copies = s.server.stats().carry_copies; // the head's two parts
+        CHECK(test::eventually([&] {
+            const auto st = s.server.stats();
+            return st.out_buffers_held == 0 && st.carry_buffers_held == 0;
+        }, 3000ms));
+        if (o.idle_park_delay.count() != 0) {
+            CHECK(test::eventually([&] { return s.server.stats().connections_parked == 1; }, 3000ms));
+        }
+        std::this_thread::sleep_for(600ms); // twice header_read_timeout: no 408, no close
+        CHECK(s.server.stats().connections_open == 1);
+        CHECK(round_trip(fd, get("/again")).find("ok /again") != std::string::npos);
+        CHECK(s.server.stats().carry_copies == copies); // the next window was not copied
+        ::close(fd);
+    }
+
     TEST_CASE("idle keep-alive connections give their output buffers back to the pool (either setting)") {
         ServerOptions o;
         o.max_idle_worker_duration = 60s; // no trimming during the test
@@ -850,16 +883,86 @@ TEST_SUITE("server options") {
         // The 8 KiB body grows the 4 KiB buffer to 16 KiB (<= 16 x 4096: pooled when given back).
         CHECK(round_trip(fd, get("/big")).ends_with("\r\n\r\n" + std::string(8192, 'w')));
         REQUIRE(idle());
-        // Next tick: freed (the connection, still open, is not retired: only the buffer goes).
-        CHECK(test::eventually([&] { return s.server.stats().out_buffers_pooled == 0; }, 3000ms));
+        // The pool holds the grown buffer and the second one the connection had in reserve.
+        CHECK(s.server.stats().out_buffers_pooled == 2);
+        // Next tick: the grown one is freed (the connection, still open, is not retired: only
+        // the buffer goes); the reserve stays.
+        CHECK(test::eventually([&] { return s.server.stats().out_buffers_pooled == 1; }, 3000ms));
         CHECK(s.server.stats().connections_open == 1);
-        // A buffer of the pool's own size survives the ticks.
+        // Buffers of the pool's own size survive the ticks.
         CHECK(round_trip(fd, get("/small")).ends_with("\r\n\r\nsmall"));
         REQUIRE(idle());
-        CHECK(s.server.stats().out_buffers_pooled == 1);
+        CHECK(s.server.stats().out_buffers_pooled == 2);
         std::this_thread::sleep_for(500ms); // three ticks or more
-        CHECK(s.server.stats().out_buffers_pooled == 1);
+        CHECK(s.server.stats().out_buffers_pooled == 2);
         ::close(fd);
+    }
+
+    TEST_CASE("a connection's second output buffer is reserved with its first: a peak of sends in flight allocates none") {
+        // A connection fills one output buffer while the other is in the kernel. The pool used
+        // to grow on demand, so the first moment when every busy connection held two at once
+        // (random under a pipelined load) allocated, long after warm-up.
+        static const std::string big(4 << 20, 'b'); // more than loopback buffers take: the send waits
+        auto h = [](Exchange& x) {
+            if (x.request.raw_path() == "/big") {
+                x.response.set_body_static(big); // sent from this memory: the buffer keeps only the head
+            } else {
+                x.response.set_body(std::string(4096, 'f'));
+            }
+        };
+        ServerOptions o;
+        o.max_idle_worker_duration = 60s; // no trimming during the test
+        o.idle_park_delay = 0ms;
+        test::RunningServer s(o, h);
+        constexpr std::size_t kConns = 4;
+        std::vector<int> fds;
+        for (std::size_t i = 0; i < kConns; ++i) {
+            fds.push_back(test::connect_blocking(s.port, 10000));
+        }
+        auto out_misses = [&] { return ringwork::http::ServerMetricsAccess::reactors(s.server).at(0).out.misses; };
+        auto held_is = [&](std::uint64_t n) {
+            return test::eventually([&] { return s.server.stats().out_buffers_held == n; }, 10000ms);
+        };
+        // Warm-up: every connection busy at once with one buffer (a 4 MiB answer nobody reads yet).
+        for (const int fd : fds) {
+            REQUIRE(test::write_all(fd, get("/big")));
+        }
+        REQUIRE(held_is(kConns));
+        for (const int fd : fds) {
+            const std::string r = read_response(fd);
+            CHECK(r.size() > big.size());
+            CHECK(r.ends_with(std::string(64, 'b')));
+        }
+        REQUIRE(held_is(0));
+        const std::uint64_t warm_misses = out_misses();
+        CHECK(s.server.stats().out_buffers_pooled == 2 * kConns); // each busy connection's pair
+        CHECK(warm_misses == 2 * kConns);
+        // Each connection now gets 2,000 pipelined requests and reads nothing: 8 MiB of answers
+        // fill the socket, so each ends up with one buffer in the kernel and one filling.
+        std::string many;
+        for (int i = 0; i < 2000; ++i) {
+            many += get("/fill");
+        }
+        for (const int fd : fds) {
+            REQUIRE(test::write_all(fd, many));
+        }
+        REQUIRE(held_is(2 * kConns));
+        CHECK(out_misses() == warm_misses); // both from the pool
+        // Everything still arrives, in order.
+        for (const int fd : fds) {
+            test::ResponseReader reader(fd);
+            std::size_t ok = 0;
+            for (int i = 0; i < 2000; ++i) {
+                const std::string r = reader.next();
+                ok += r.starts_with("HTTP/1.1 200 OK\r\n") && r.ends_with("\r\n\r\n" + std::string(4096, 'f')) ? 1 : 0;
+            }
+            CHECK(ok == 2000);
+        }
+        REQUIRE(held_is(0));
+        CHECK(test::eventually([&] { return s.server.stats().carry_buffers_held == 0; }, 3000ms));
+        for (const int fd : fds) {
+            ::close(fd);
+        }
     }
 
     TEST_CASE("write_buffer_size: the pooled output buffer's size; one grown beyond 16 times it is freed") {
@@ -879,7 +982,8 @@ TEST_SUITE("server options") {
             const int fd = test::connect_blocking(s.port, 3000);
             CHECK(round_trip(fd, get("/small")).ends_with("\r\n\r\nsmall"));
             REQUIRE(idle());
-            CHECK(s.server.stats().out_buffers_pooled == 1); // a small response's buffer is kept
+            // A small response's buffer is kept, with the connection's second one (its reserve).
+            CHECK(s.server.stats().out_buffers_pooled == 2);
             // An 8 KiB copied body grows the buffer to 16 KiB; the response leaves whole.
             const std::string big = round_trip(fd, get("/big"));
             CHECK(big.starts_with("HTTP/1.1 200 OK\r\n"));
@@ -887,12 +991,12 @@ TEST_SUITE("server options") {
             REQUIRE(idle());
             // 16 KiB > 16 x 256: freed; 16 KiB <= 16 x 4096: kept for the next response.
             const auto after_big = s.server.stats();
-            CHECK(after_big.out_buffers_pooled == (size == 256 ? 0U : 1U));
+            CHECK(after_big.out_buffers_pooled == (size == 256 ? 1U : 2U));
             CHECK(round_trip(fd, get("/small")).ends_with("\r\n\r\nsmall"));
             REQUIRE(idle());
             // ... so the next response allocates a new one (a pool miss) only with 256.
             CHECK(s.server.stats().buffer_pool_misses == after_big.buffer_pool_misses + (size == 256 ? 1U : 0U));
-            CHECK(s.server.stats().out_buffers_pooled == 1);
+            CHECK(s.server.stats().out_buffers_pooled == 2);
             ::close(fd);
         }
     }

@@ -10,7 +10,7 @@
 #   CONNECTIONS=64  wrk and h2load connections   PORT_BASE=8090  ports PORT_BASE..PORT_BASE+7
 #   BUILD_DIR=build (configured --buildtype=release --wrap-mode=nodownload if it does not exist)
 #   IDLE_CONNS=10000  connections of the idle-memory scenario
-#   ALLOC_REQUESTS=20000  CALLGRIND_REQUESTS=20000  requests counted (after a warm-up)
+#   ALLOC_REQUESTS=100000  CALLGRIND_REQUESTS=20000  requests counted (after a warm-up)
 #   RESULTS_DIR=benchmarks/results
 # Single-core (default): every server runs one thread pinned to CPU 0 (ringwork --threads 1,
 # fasthttp GOMAXPROCS=1, nginx 1 worker), `wrk -t1` and the other clients on CPU 1.
@@ -71,7 +71,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 PORT_BASE=${PORT_BASE:-8090}
 BUILD_DIR=${BUILD_DIR:-build}
 IDLE_CONNS=${IDLE_CONNS:-10000}
-ALLOC_REQUESTS=${ALLOC_REQUESTS:-20000}
+ALLOC_REQUESTS=${ALLOC_REQUESTS:-100000}
 CALLGRIND_REQUESTS=${CALLGRIND_REQUESTS:-20000}
 RESULTS_DIR=${RESULTS_DIR:-benchmarks/results}
 if ((MULTICORE)); then
@@ -389,9 +389,17 @@ alloc_counts() { # file
 }
 
 # (f): a separate ringwork process under the LD_PRELOAD counter; counts over exactly
-# ALLOC_REQUESTS requests after 2,000 of warm-up on the same 16 connections.
+# ALLOC_REQUESTS requests on 16 connections once warm: windows of 2,000 requests on the same
+# connections until one allocates nothing (the pools reached the load's peak), at most 10.
 scenario_allocations() {
-    local port=$((PORT_BASE + 4)) pid case path depth m0 n0 m1 n1 heap news
+    local port=$((PORT_BASE + 4)) pid case path depth m0 n0 m1 n1 heap news ms windows
+    cat >"$WORK/alloc-settled.sh" <<EOF
+# Exit 0 when no allocation happened since the last call (the warm-up's stop test).
+cur=\$(od -An -tu8 -w40 -v "$WORK/allocs.bin" | awk '{ print \$1 + \$2 + \$3 + \$4 }')
+prev=\$(cat "$WORK/allocs.last")
+echo "\$cur" >"$WORK/allocs.last"
+[ "\$cur" = "\$prev" ]
+EOF
     port_in_use "$port" && bench_die "port $port is already in use (set PORT_BASE)"
     ALLOC_COUNT_FILE="$WORK/allocs.bin" LD_PRELOAD="$WORK/alloc_count.so" \
         taskset -c "$SERVER_CPU" "$TECHEMPOWER_BIN" --host 127.0.0.1 --port "$port" --threads "$THREADS" \
@@ -402,17 +410,24 @@ scenario_allocations() {
         { cat "$WORK/alloc.err" >&2; bench_die "ringwork under the allocation counter did not start"; }
     for case in plaintext-keepalive:/plaintext:1 plaintext-pipelined16:/plaintext:16 json-keepalive:/json:1; do
         IFS=: read -r case path depth <<<"$case"
-        run_loader 120 taskset -c "$CLIENT_CPU" python3 benchmarks/peers/client.py exact --port "$port" \
-            --conns 16 --depth "$depth" --warmup 2000 --requests "$ALLOC_REQUESTS" --path "$path" \
+        cp "$WORK/allocs.bin" "$WORK/allocs.start"
+        read -r ms _ <<<"$(alloc_counts "$WORK/allocs.start")"
+        echo "$ms" >"$WORK/allocs.last"
+        run_loader 300 taskset -c "$CLIENT_CPU" python3 benchmarks/peers/client.py exact --port "$port" \
+            --conns 16 --depth "$depth" --warmup 2000 --max-warmups 10 --settled "sh $WORK/alloc-settled.sh" \
+            --requests "$ALLOC_REQUESTS" --path "$path" \
             --before "cp $WORK/allocs.bin $WORK/allocs.before" --after "cp $WORK/allocs.bin $WORK/allocs.after" \
             >"$WORK/client.out" 2>&1 || { cat "$WORK/client.out" >&2; bench_die "allocation client failed"; }
+        windows=$(awk '/^warm-up windows/ { print $3 }' "$WORK/client.out")
         read -r m0 n0 <<<"$(alloc_counts "$WORK/allocs.before")"
         read -r m1 n1 <<<"$(alloc_counts "$WORK/allocs.after")"
         heap=$((m1 - m0))
         news=$((n1 - n0))
-        awk -v m="$heap" -v n="$news" -v r="$ALLOC_REQUESTS" -v l="$case" \
-            'BEGIN { printf "  ringwork %-22s %6d heap allocations (%d operator new) over %d requests: %.4f per request\n", l, m, n, r, m / r }'
+        awk -v m="$heap" -v n="$news" -v r="$ALLOC_REQUESTS" -v l="$case" -v w="$windows" -v a="$((m0 - ms))" \
+            'BEGIN { printf "  ringwork %-22s %6d heap allocations (%d operator new) over %d requests: %.6f per request (warm-up: %d windows of 2,000, %d allocations)\n", l, m, n, r, m / r, w, a }'
         record 1 "$case" ringwork allocs_per_req "$(awk -v m="$heap" -v r="$ALLOC_REQUESTS" 'BEGIN { printf "%.6f", m / r }')"
+        record 1 "$case" ringwork alloc_warmup_windows "$windows"
+        record 1 "$case" ringwork alloc_warmup_allocs "$((m0 - ms))"
     done
     stop_server ringwork-allocs
 }

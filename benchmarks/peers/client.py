@@ -145,7 +145,17 @@ def exact(args):
     raise_nofile()
     req = request_bytes(args.path)
     conns = [Conn(args.port, args.timeout) for _ in range(args.conns)]
-    send_requests(conns, args.warmup, args.depth, req, args.timeout)
+    # Warm-up windows of --warmup requests until --settled exits 0 after one (the server's
+    # pools stopped growing: steady state), at most --max-warmups of them.
+    windows = 0
+    while True:
+        send_requests(conns, args.warmup, args.depth, req, args.timeout)
+        windows += 1
+        if not args.settled or windows >= args.max_warmups:
+            break
+        if subprocess.run(["sh", "-c", args.settled], timeout=args.timeout).returncode == 0:
+            break
+    print(f"warm-up windows {windows}", flush=True)
     run_hook(args.before, args.timeout)
     start = time.monotonic()
     send_requests(conns, args.requests, args.depth, req, args.timeout)
@@ -171,7 +181,10 @@ def main():
     s = sub.choices["exact"]
     s.add_argument("--conns", type=int, default=16)
     s.add_argument("--depth", type=int, default=1, help="requests pipelined per write")
-    s.add_argument("--warmup", type=int, default=2000)
+    s.add_argument("--warmup", type=int, default=2000, help="requests per warm-up window")
+    s.add_argument("--settled", default="", help="command run after each warm-up window; "
+                   "exit 0 ends the warm-up (without it: one window)")
+    s.add_argument("--max-warmups", type=int, default=10, help="warm-up windows at most")
     s.add_argument("--requests", type=int, default=20000)
     s.add_argument("--before", default="")
     s.add_argument("--after", default="")

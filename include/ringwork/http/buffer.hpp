@@ -189,7 +189,10 @@ public:
     /// Have at least `idle` buffers idle, allocating the difference now (counted as misses), and
     /// room on the free list for `out` more that are taken: their give() will not allocate.
     void ensure_idle(std::size_t idle, std::size_t out) {
-        free_.reserve(std::max(idle, free_.size()) + out);
+        const std::size_t slots = std::max(idle, free_.size()) + out;
+        if (slots > free_.capacity()) {
+            free_.reserve(std::max(slots, 2 * free_.capacity())); // geometric, as push_back grows
+        }
         while (free_.size() < idle) {
             ++stats_.misses;
             stats_.bytes_held += capacity_;

@@ -31,7 +31,7 @@
 # growth over IDLE_CONNS idle keep-alive connections that made one request each;
 # (f) heap allocations per request of ringwork (LD_PRELOAD counter benchmarks/peers/alloc_count.c,
 # a separate process); callgrind instructions per request of ringwork; micro-benchmarks
-# (parser_bench, router_bench, json_bench, middleware_chain.sh).
+# (parser_bench, router_bench, json_bench, task_bench, middleware_chain.sh).
 # Every figure except (e), (f) and callgrind is a median over ROUNDS. The metric that matters
 # on 2 cores is server CPU per request: utime+stime of the server's process tree over a run
 # divided by the requests completed. Output: RESULTS_DIR/<date>-<host>[-multicore].{md,csv,dat,png}
@@ -206,7 +206,7 @@ build_ringwork() {
         python3 -c 'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "buildtype"))' ||
         echo unknown)
     if ((MICRO)); then
-        targets+=(benchmarks/router_bench benchmarks/json_bench benchmarks/app_server)
+        targets+=(benchmarks/router_bench benchmarks/json_bench benchmarks/task_bench benchmarks/app_server)
         # parser_bench exists only when Debian's http-parser was found at configure time.
         ninja -C "$BUILD_DIR" -t query benchmarks/parser_bench >/dev/null 2>&1 &&
             targets+=(benchmarks/parser_bench)
@@ -392,7 +392,7 @@ alloc_counts() { # file
 # ALLOC_REQUESTS requests on 16 connections once warm: windows of 2,000 requests on the same
 # connections until one allocates nothing (the pools reached the load's peak), at most 10.
 scenario_allocations() {
-    local port=$((PORT_BASE + 4)) pid case path depth m0 n0 m1 n1 heap news ms windows
+    local port=$((PORT_BASE + 4)) pid case path depth m0 n0 m1 n1 heap news ms windows settled
     cat >"$WORK/alloc-settled.sh" <<EOF
 # Exit 0 when no allocation happened since the last call (the warm-up's stop test).
 cur=\$(od -An -tu8 -w40 -v "$WORK/allocs.bin" | awk '{ print \$1 + \$2 + \$3 + \$4 }')
@@ -414,20 +414,22 @@ EOF
         read -r ms _ <<<"$(alloc_counts "$WORK/allocs.start")"
         echo "$ms" >"$WORK/allocs.last"
         run_loader 300 taskset -c "$CLIENT_CPU" python3 benchmarks/peers/client.py exact --port "$port" \
-            --conns 16 --depth "$depth" --warmup 2000 --max-warmups 10 --settled "sh $WORK/alloc-settled.sh" \
+            --conns 16 --depth "$depth" --warmup 2000 --max-warmups 10 --settled "sh '$WORK/alloc-settled.sh'" \
             --requests "$ALLOC_REQUESTS" --path "$path" \
             --before "cp $WORK/allocs.bin $WORK/allocs.before" --after "cp $WORK/allocs.bin $WORK/allocs.after" \
             >"$WORK/client.out" 2>&1 || { cat "$WORK/client.out" >&2; bench_die "allocation client failed"; }
         windows=$(awk '/^warm-up windows/ { print $3 }' "$WORK/client.out")
+        settled=$(awk '/^warm-up windows/ { print $5 }' "$WORK/client.out")
         read -r m0 n0 <<<"$(alloc_counts "$WORK/allocs.before")"
         read -r m1 n1 <<<"$(alloc_counts "$WORK/allocs.after")"
         heap=$((m1 - m0))
         news=$((n1 - n0))
         awk -v m="$heap" -v n="$news" -v r="$ALLOC_REQUESTS" -v l="$case" -v w="$windows" -v a="$((m0 - ms))" \
-            'BEGIN { printf "  ringwork %-22s %6d heap allocations (%d operator new) over %d requests: %.6f per request (warm-up: %d windows of 2,000, %d allocations)\n", l, m, n, r, m / r, w, a }'
+            -v z="$settled" 'BEGIN { printf "  ringwork %-22s %6d heap allocations (%d operator new) over %d requests: %.6f per request (warm-up: %d windows of 2,000, %d allocations, settled: %s)\n", l, m, n, r, m / r, w, a, z }'
         record 1 "$case" ringwork allocs_per_req "$(awk -v m="$heap" -v r="$ALLOC_REQUESTS" 'BEGIN { printf "%.6f", m / r }')"
         record 1 "$case" ringwork alloc_warmup_windows "$windows"
         record 1 "$case" ringwork alloc_warmup_allocs "$((m0 - ms))"
+        record 1 "$case" ringwork alloc_warmup_settled "$([[ $settled == yes ]] && echo 1 || echo 0)"
     done
     stop_server ringwork-allocs
 }
@@ -468,7 +470,7 @@ scenario_callgrind() {
 run_micro() {
     local bin
     {
-        for bin in parser_bench router_bench json_bench; do
+        for bin in parser_bench router_bench json_bench task_bench; do
             [[ -x "$BUILD_DIR/benchmarks/$bin" ]] || { echo "($bin not built)"; continue; }
             echo "\$ taskset -c $CLIENT_CPU $BUILD_DIR/benchmarks/$bin"
             timeout 300 taskset -c "$CLIENT_CPU" "$BUILD_DIR/benchmarks/$bin" 2>&1 ||

@@ -147,15 +147,19 @@ def exact(args):
     conns = [Conn(args.port, args.timeout) for _ in range(args.conns)]
     # Warm-up windows of --warmup requests until --settled exits 0 after one (the server's
     # pools stopped growing: steady state), at most --max-warmups of them.
-    windows = 0
+    windows, settled = 0, "unchecked"
     while True:
         send_requests(conns, args.warmup, args.depth, req, args.timeout)
         windows += 1
-        if not args.settled or windows >= args.max_warmups:
+        if not args.settled:
             break
         if subprocess.run(["sh", "-c", args.settled], timeout=args.timeout).returncode == 0:
+            settled = "yes"
             break
-    print(f"warm-up windows {windows}", flush=True)
+        settled = "no"
+        if windows >= args.max_warmups:
+            break
+    print(f"warm-up windows {windows} settled {settled}", flush=True)
     run_hook(args.before, args.timeout)
     start = time.monotonic()
     send_requests(conns, args.requests, args.depth, req, args.timeout)

@@ -66,6 +66,7 @@ for s, what in (("plaintext-keepalive", "plaintext keep-alive"), ("plaintext-pip
         (s, "alloc_warmup_windows", what, "warm-up windows of 2,000 requests (until one allocated nothing)",
          "{:.0f}"),
         (s, "alloc_warmup_allocs", what, "heap allocations during the warm-up (pools growing)", "{:.0f}"),
+        (s, "alloc_warmup_settled", what, "warm-up ended by a window without allocation (1 = yes)", "{:.0f}"),
     ]
 ROWS += [
     ("callgrind-plaintext-pipelined16", "instr_per_req", "plaintext pipelined x16 (callgrind)",

@@ -14,7 +14,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <string_view>
+#include <new>
 #include <vector>
 
 namespace ringwork::http::detail {
@@ -70,22 +72,30 @@ public:
         const std::size_t held = out_held;
         return 2 * out_holders > held ? 2 * out_holders - held : 0;
     }
-    /// A connection takes its first output buffer: its second is put in the pool now, so a
-    /// later peak of sends in flight (every busy connection with two buffers at once) finds
-    /// them all there. A pool grown on demand allocated at each new peak instead, at random
-    /// moments long after warm-up (one allocation in 20,000 pipelined requests, issue 7).
+    /// A connection is about to take its first output buffer: its second is put in the pool
+    /// now, so a later peak of sends in flight (every busy connection with two buffers at once)
+    /// finds them all there. A pool grown on demand allocated at each new peak instead, at
+    /// random moments long after warm-up (one allocation in 20,000 pipelined requests, issue 7).
     /// When the pool must grow for a new peak of holders it grows by an eighth more (a pair
     /// for every 8 holders), so a load that wanders around its peak does not allocate at each
-    /// new maximum.
-    void add_out_holder() {
-        ++out_holders;
-        const std::size_t need = out_reserve();
+    /// new maximum. The caller counts the holder (++out_holders) once its buffer is taken, so
+    /// a failed allocation changes nothing.
+    void reserve_for_new_out_holder() {
+        const std::size_t holders = out_holders + 1;
+        const std::size_t held = out_held;
+        const std::size_t need = 2 * holders > held ? 2 * holders - held : 0;
         if (out_pool.idle() < need) {
-            out_pool.ensure_idle(need + 2 * (out_holders / 8), out_held);
+            out_pool.ensure_idle(need + 2 * (holders / 8), held);
         }
     }
-    /// After a trim: give the holders their reserve back (off the request path).
-    void restore_out_reserve() { out_pool.ensure_idle(out_reserve(), out_held); }
+    /// After a trim, or a buffer the pool did not keep (grown past 16 times its size): give
+    /// the holders their reserve back. A failed allocation only means a later pool miss.
+    void restore_out_reserve() noexcept {
+        try {
+            out_pool.ensure_idle(out_reserve(), out_held);
+        } catch (const std::bad_alloc&) {
+        }
+    }
     runtime::Counter carry_held;  ///< carry buffers taken from carry_pool by live connections
     runtime::StopSource shutdown;  ///< fires when the server shuts down (this reactor's view)
     /// Fires when a shutdown's grace period ends: every connection's I/O ends at once (the

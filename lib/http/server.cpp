@@ -401,20 +401,27 @@ private:
 
     void ensure_pending() {
         if (pending_.capacity() == 0) {
-            if (sending_.capacity() == 0) {
-                st_.add_out_holder(); // the first of its two: the second waits in the pool
+            const bool first = sending_.capacity() == 0;
+            if (first) {
+                st_.reserve_for_new_out_holder(); // the first of its two: the second waits in the pool
             }
             pending_ = st_.out_pool.take();
             ++st_.out_held;
+            if (first) {
+                ++st_.out_holders;
+            }
         }
     }
     void give_out(ByteBuffer& b) {
         if (b.capacity() != 0) {
+            const std::size_t idle = st_.out_pool.idle();
             st_.out_pool.give(std::move(b));
             b = ByteBuffer();
             --st_.out_held;
             if (pending_.capacity() == 0 && sending_.capacity() == 0) {
                 --st_.out_holders;
+            } else if (st_.out_pool.idle() == idle) {
+                st_.restore_out_reserve(); // freed (grown too big): this connection's second comes back
             }
         }
     }

@@ -151,7 +151,7 @@ runtime::Task<> run_reaper(ReactorState* st, std::chrono::milliseconds interval)
         // Pooled buffers that grew since the last tick go back to the allocator (at most one
         // re-grow per buffer and tick under a steady load, instead of a ratchet).
         st->out_pool.trim_grown();
-        st->restore_out_reserve(); // a grown buffer freed: one of the pool's size in its place
+        st->restore_out_reserve(); // the busy connections' reserve, if a freed one was part of it
         st->body_pool.trim_grown();
         st->carry_pool.trim_grown();
         if (retired != 0) {

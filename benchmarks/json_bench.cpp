@@ -3,7 +3,7 @@
 // body and heap allocations per body, one thread). Every pair is checked for identical output.
 #include <ringwork/web/json.hpp>
 
-#include "alloc_counter.hpp"
+#include "micro_bench.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -20,63 +20,19 @@ using ringwork::http::ByteBuffer;
 
 namespace {
 
-/// Keeps the compiler from proving `value` unused.
-template <typename T>
-inline void do_not_optimize(const T& value) {
-    asm volatile("" : : "r"(&value) : "memory");
-}
+using bench::do_not_optimize;
+using bench::Timing;
 
-using Clock = std::chrono::steady_clock;
-
-struct Timing {
-    double median = 0; ///< ns per operation, median of the slices
-    double best = 0;
-    double allocations = -1; ///< global operator new calls per operation (-1: not counted)
-};
-
-std::size_t heap_allocations() {
-#ifdef TEST_NO_HEAP_COUNTER
-    return 0;
-#else
-    return test::g_heap_allocations.load(std::memory_order_relaxed);
-#endif
-}
-
-/// Runs `op` for about `budget` in 20 ms slices after a warm-up; the median slice resists noise.
+/// `op` once per operation: 1,024 of warm-up, then timed in batches of 64.
 template <class Op>
 Timing measure(Op op, std::chrono::milliseconds budget) {
-    for (int i = 0; i < 1000; ++i) {
-        op();
-    }
-    constexpr std::chrono::milliseconds kSlice{20};
-    const std::size_t slices = std::max<std::size_t>(1, static_cast<std::size_t>(budget / kSlice));
-    std::vector<double> per_slice;
-    std::size_t total_ops = 0;
-    [[maybe_unused]] const std::size_t heap_before = heap_allocations(); // unused under ASan
-    for (std::size_t slice = 0; slice < slices; ++slice) {
-        std::size_t ops = 0;
-        const Clock::time_point start = Clock::now();
-        Clock::time_point now = start;
-        while (now - start < kSlice) {
+    return bench::measure(
+        [&] {
             for (int i = 0; i < 64; ++i) {
                 op();
             }
-            ops += 64;
-            now = Clock::now();
-        }
-        per_slice.push_back(std::chrono::duration<double, std::nano>(now - start).count() /
-                            static_cast<double>(ops));
-        total_ops += ops;
-    }
-    Timing t;
-#ifndef TEST_NO_HEAP_COUNTER
-    t.allocations =
-        static_cast<double>(heap_allocations() - heap_before) / static_cast<double>(total_ops);
-#endif
-    std::sort(per_slice.begin(), per_slice.end());
-    t.median = per_slice[per_slice.size() / 2];
-    t.best = per_slice.front();
-    return t;
+        },
+        64, budget, 16);
 }
 
 void report(const char* name, std::size_t bytes, const Timing& t) {

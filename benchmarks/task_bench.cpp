@@ -8,7 +8,7 @@
 #include <ringwork/runtime/scheduler.hpp>
 #include <ringwork/runtime/task.hpp>
 
-#include "alloc_counter.hpp"
+#include "micro_bench.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -24,64 +24,12 @@ using ringwork::runtime::Task;
 
 namespace {
 
-template <typename T>
-inline void do_not_optimize(const T& value) {
-    asm volatile("" : : "r"(&value) : "memory");
-}
+using bench::do_not_optimize;
+using bench::Timing;
 
-using Clock = std::chrono::steady_clock;
-
-struct Timing {
-    double median = 0; ///< ns per operation, median of the slices
-    double best = 0;
-    double allocations = -1; ///< global operator new calls per operation (-1: not counted)
-    double pool_misses = 0;  ///< frame-pool allocations that went to the heap, per operation
-};
-
-std::size_t heap_allocations() {
-#ifdef TEST_NO_HEAP_COUNTER
-    return 0;
-#else
-    return test::g_heap_allocations.load(std::memory_order_relaxed);
-#endif
-}
-
-/// Runs `batch` (which performs `per_batch` operations) for about `budget` in 20 ms slices
-/// after a warm-up; the median slice resists noise.
 template <class Batch>
 Timing measure(Batch batch, std::size_t per_batch, std::chrono::milliseconds budget) {
-    for (int i = 0; i < 20; ++i) {
-        batch();
-    }
-    constexpr std::chrono::milliseconds kSlice{20};
-    const std::size_t slices = std::max<std::size_t>(1, static_cast<std::size_t>(budget / kSlice));
-    std::vector<double> per_slice;
-    per_slice.reserve(slices);
-    std::size_t total_ops = 0;
-    [[maybe_unused]] const std::size_t heap_before = heap_allocations();
-    const std::uint64_t misses_before = FramePool::stats().misses;
-    for (std::size_t slice = 0; slice < slices; ++slice) {
-        std::size_t ops = 0;
-        const Clock::time_point start = Clock::now();
-        Clock::time_point now = start;
-        while (now - start < kSlice) {
-            batch();
-            ops += per_batch;
-            now = Clock::now();
-        }
-        per_slice.push_back(std::chrono::duration<double, std::nano>(now - start).count() /
-                            static_cast<double>(ops));
-        total_ops += ops;
-    }
-    Timing t;
-#ifndef TEST_NO_HEAP_COUNTER
-    t.allocations = static_cast<double>(heap_allocations() - heap_before) / static_cast<double>(total_ops);
-#endif
-    t.pool_misses = static_cast<double>(FramePool::stats().misses - misses_before) / static_cast<double>(total_ops);
-    std::sort(per_slice.begin(), per_slice.end());
-    t.median = per_slice[per_slice.size() / 2];
-    t.best = per_slice.front();
-    return t;
+    return bench::measure(batch, per_batch, budget, 20);
 }
 
 void report(const char* name, const Timing& t) {

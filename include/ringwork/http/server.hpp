@@ -300,7 +300,7 @@ struct BasicServerStats {
     T workers_created{};
     T workers_retired{};
     T out_buffers_held{};     ///< output buffers owned by live connections
-    T out_buffers_pooled{};   ///< idle output buffers in the pools
+    T out_buffers_pooled{};   ///< idle output buffers in the pools (at least one per busy connection: its second)
     T carry_buffers_held{};   ///< carry buffers owned by live connections
     T carry_buffers_pooled{}; ///< idle carry buffers in the pools
     T body_bytes_copied{};    ///< response body bytes copied into output buffers

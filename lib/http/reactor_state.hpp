@@ -16,7 +16,6 @@
 #include <memory>
 #include <new>
 #include <string_view>
-#include <new>
 #include <vector>
 
 namespace ringwork::http::detail {

@@ -67,10 +67,7 @@ public:
     std::size_t out_holders = 0;
     /// Idle output buffers the pool must keep so that every holder can take its second one
     /// without allocating: 2 x out_holders - out_held.
-    [[nodiscard]] std::size_t out_reserve() const noexcept {
-        const std::size_t held = out_held;
-        return 2 * out_holders > held ? 2 * out_holders - held : 0;
-    }
+    [[nodiscard]] std::size_t out_reserve() const noexcept { return out_reserve_for(out_holders); }
     /// A connection is about to take its first output buffer: its second is put in the pool
     /// now, so a later peak of sends in flight (every busy connection with two buffers at once)
     /// finds them all there. A pool grown on demand allocated at each new peak instead, at
@@ -81,10 +78,9 @@ public:
     /// a failed allocation changes nothing.
     void reserve_for_new_out_holder() {
         const std::size_t holders = out_holders + 1;
-        const std::size_t held = out_held;
-        const std::size_t need = 2 * holders > held ? 2 * holders - held : 0;
+        const std::size_t need = out_reserve_for(holders);
         if (out_pool.idle() < need) {
-            out_pool.ensure_idle(need + 2 * (holders / 8), held);
+            out_pool.ensure_idle(need + 2 * (holders / 8), out_held);
         }
     }
     /// After a trim, or a buffer the pool did not keep (grown past 16 times its size): give
@@ -94,6 +90,11 @@ public:
             out_pool.ensure_idle(out_reserve(), out_held);
         } catch (const std::bad_alloc&) {
         }
+    }
+    /// Free the idle output buffers but the busy connections' reserve (reaper, trim_loop).
+    void trim_out_pool() noexcept {
+        out_pool.trim(out_reserve());
+        restore_out_reserve(); // grown buffers dropped by the trim may have been part of it
     }
     runtime::Counter carry_held;  ///< carry buffers taken from carry_pool by live connections
     runtime::StopSource shutdown;  ///< fires when the server shuts down (this reactor's view)
@@ -158,6 +159,10 @@ public:
     ~ReactorState();
 
 private:
+    [[nodiscard]] std::size_t out_reserve_for(std::size_t holders) const noexcept {
+        const std::size_t held = out_held;
+        return 2 * holders > held ? 2 * holders - held : 0;
+    }
     void unlink_parked(ConnRecord* rec) noexcept;
     std::vector<std::unique_ptr<Exchange>> free_exchanges_;
     std::vector<ConnRecord*> free_records_;

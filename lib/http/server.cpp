@@ -2173,8 +2173,7 @@ runtime::Task<> trim_loop(detail::ReactorState* st, milliseconds interval) {
         } catch (const runtime::OperationCancelled&) {
             break;
         }
-        st->out_pool.trim(st->out_reserve());
-        st->restore_out_reserve();
+        st->trim_out_pool();
         st->body_pool.trim();
         st->carry_pool.trim();
         io::detail::current_impl().spare().trim();

@@ -158,8 +158,7 @@ runtime::Task<> run_reaper(ReactorState* st, std::chrono::milliseconds interval)
             // Let the retired workers finish (they are queued), then give memory back.
             co_await runtime::yield();
             runtime::FramePool::trim();
-            st->out_pool.trim(st->out_reserve());
-            st->restore_out_reserve();
+            st->trim_out_pool();
             st->body_pool.trim();
             st->carry_pool.trim();
             st->trim_records();

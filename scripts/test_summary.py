@@ -57,6 +57,8 @@ class DirReport:
     build_dir: str
     suites: dict[str, Counts] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    # (test label, excerpt of its output) for each failed test.
+    excerpts: list[tuple[str, list[str]]] = field(default_factory=list)
 
     def suite(self, name: str) -> Counts:
         return self.suites.setdefault(name, Counts())
@@ -79,6 +81,37 @@ def doctest_counts(text: str) -> Counts | None:
         c.failed += int(failed)
         c.skipped += int(skipped)
     return c
+
+
+SEPARATOR_RE = re.compile(r"^={20,}\s*$")
+FAILURE_RE = re.compile(r"ERROR|FATAL|failed|Sanitizer|runtime error|terminate|Assertion|exception", re.IGNORECASE)
+EXCERPT_LINES = 40
+
+
+def failure_excerpt(text: str, limit: int = EXCERPT_LINES) -> list[str]:
+    """The lines that say why a test failed, at most LIMIT of them.
+
+    doctest prints each failed assertion as a block between lines of `=`; those blocks are
+    taken, first to last. Without any (a crash, a sanitizer report, a timeout), the last lines
+    of the output are. The CI log is read from its tail, so this goes just above the count.
+    """
+    lines = ANSI_RE.sub("", text).splitlines()
+    blocks: list[list[str]] = []
+    current: list[str] = []
+    for line in lines:
+        if SEPARATOR_RE.match(line):
+            if current:
+                blocks.append(current)
+            current = []
+        else:
+            current.append(line)
+    if current:
+        blocks.append(current)
+    picked = [b for b in blocks if any(FAILURE_RE.search(l) for l in b) and not DOCTEST_RE.search("\n".join(b))]
+    out = [l for b in picked for l in b if l.strip()] if picked else [l for l in lines if l.strip()][-limit:]
+    if len(out) > limit:
+        out = out[:limit - 1] + [f"... ({len(out) - limit + 1} more lines)"]
+    return out
 
 
 def suite_and_name(entry: dict) -> tuple[str, str]:
@@ -158,6 +191,9 @@ def read_dir(build_dir: str) -> DirReport:
             rc = entry.get("returncode")
             detail = result if rc is None else f"{result}, exit {rc}"
             rep.failures.append(f"{build_dir}: {suite} / {name} ({detail})")
+            streams = (entry.get("stdout"), entry.get("stderr"), entry.get("output"))
+            output = "\n".join(v for v in streams if isinstance(v, str))
+            rep.excerpts.append((f"{build_dir}: {suite} / {name}", failure_excerpt(output)))
 
     if n_tests == 0:
         rep.suite("(no tests ran)").failed += 1
@@ -231,6 +267,12 @@ def main(argv: list[str]) -> int:
         print("Failed:")
         for f in failures:
             print(f"  {f}")
+        for r in reports:
+            for label, excerpt in r.excerpts:
+                print()
+                print(f"Why {label} failed (from its output):")
+                for line in excerpt:
+                    print(f"  | {line}")
 
     total = Counts()
     for r in reports:

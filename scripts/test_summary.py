@@ -8,7 +8,8 @@ Usage: test_summary.py [--meson-rc DIR=RC]... BUILD_DIR [BUILD_DIR...]
 Reads BUILD_DIR/meson-logs/testlog.json (one JSON object per line). A test whose output contains
 doctest's summary line (`[doctest] test cases: N | P passed | F failed | S skipped`) contributes
 its P/F/S test cases; a test that Meson judged bad (crash, sanitizer report at exit, timeout...)
-while doctest reported no failure adds one failure. Any other test counts once, by its Meson
+or that printed a sanitizer report (UBSan's `runtime error:` recovers and exits 0) while doctest
+reported no failure adds one failure. Any other test counts once, by its Meson
 result. A missing, unreadable or empty testlog counts as a failure, and so does a Meson run whose
 exit code (given with --meson-rc) was non-zero although no failing test was logged.
 
@@ -29,6 +30,12 @@ DOCTEST_RE = re.compile(
     r"\s*\|\s*(\d+)\s+skipped"
 )
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# A sanitizer's report. UBSan's checks recover by default and a report in a forked child need
+# not change any exit status, so a test that printed one fails here whatever Meson said.
+SANITIZER_RE = re.compile(
+    r"^\S+:\d+:\d+: runtime error: |^==\d+==\s*ERROR: \w*Sanitizer|^WARNING: ThreadSanitizer",
+    re.MULTILINE,
+)
 
 # Meson results that mean "the test program did what was expected".
 GOOD_RESULTS = {"OK", "SKIP", "EXPECTEDFAIL"}
@@ -141,13 +148,16 @@ def count_entry(entry: dict) -> tuple[Counts, bool]:
     streams = (entry.get("stdout"), entry.get("stderr"), entry.get("output"))
     output = "\n".join(v for v in streams if isinstance(v, str))
     dt = doctest_counts(output)
+    reported = SANITIZER_RE.search(ANSI_RE.sub("", output)) is not None
     if dt is not None:
         if result == "EXPECTEDFAIL":
             # should_fail test: its doctest failures are the expected outcome.
             return Counts(passed=1), False
-        if result not in GOOD_RESULTS and dt.failed == 0:
-            dt.failed += 1  # crashed, sanitizer report at exit, timeout, ...
+        if (result not in GOOD_RESULTS or reported) and dt.failed == 0:
+            dt.failed += 1  # crashed, sanitizer report, timeout, ...
         return dt, dt.failed > 0
+    if reported:
+        return Counts(failed=1), True
     if result in PASS_RESULTS:
         return Counts(passed=1), False
     if result in SKIP_RESULTS:

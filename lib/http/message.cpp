@@ -3,28 +3,15 @@
 #include <ringwork/http/request.hpp>
 #include <ringwork/http/response.hpp>
 
+#include "http/chars.hpp"
+
 #include <algorithm>
 
 #include <sys/socket.h>
 
 namespace ringwork::http {
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) {
-        return false;
-    }
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        const auto x = static_cast<unsigned char>(a[i]);
-        const auto y = static_cast<unsigned char>(b[i]);
-        if (x != y && (x | 0x20U) != (y | 0x20U)) {
-            return false;
-        }
-        if (x != y && !((x | 0x20U) >= 'a' && (x | 0x20U) <= 'z')) {
-            return false;
-        }
-    }
-    return true;
-}
+bool iequals(std::string_view a, std::string_view b) noexcept { return detail::iequals(a, b); }
 
 std::string_view Request::path() {
     if (!path_decoded_) {

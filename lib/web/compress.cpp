@@ -23,44 +23,21 @@ namespace ringwork::web {
 
 namespace {
 
-char lower(char ch) noexcept { return (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch; }
-
-bool iequal(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) {
-        return false;
-    }
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) noexcept {
-    return s.size() >= prefix.size() && iequal(s.substr(0, prefix.size()), prefix);
-}
-
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
+using http::detail::ascii_lower;
+using http::detail::iequals;
+using http::detail::istarts_with;
+using http::detail::trim_ows;
 
 /// The media type without parameters ("text/html; charset=utf-8" -> "text/html").
 std::string_view media_type(std::string_view content_type) noexcept {
-    return trim(content_type.substr(0, content_type.find(';')));
+    return trim_ows(content_type.substr(0, content_type.find(';')));
 }
 
 /// Whether the comma-separated header value contains `token` (case-insensitive).
 bool list_contains(std::string_view list, std::string_view token) noexcept {
     while (!list.empty()) {
         const auto comma = list.find(',');
-        if (iequal(trim(list.substr(0, comma)), token)) {
+        if (iequals(trim_ows(list.substr(0, comma)), token)) {
             return true;
         }
         list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
@@ -70,7 +47,7 @@ bool list_contains(std::string_view list, std::string_view token) noexcept {
 
 /// A qvalue ("0", "0.5", "1.000") in thousandths; -1 when malformed.
 int parse_q(std::string_view s) noexcept {
-    s = trim(s);
+    s = trim_ows(s);
     if (s.empty() || (s[0] != '0' && s[0] != '1')) {
         return -1;
     }
@@ -187,13 +164,13 @@ bool compressible_type(std::string_view content_type) noexcept {
         return true;
     }
     if (istarts_with(type, "image/")) {
-        return iequal(type, "image/svg+xml");
+        return iequals(type, "image/svg+xml");
     }
     if (istarts_with(type, "video/") || istarts_with(type, "audio/")) {
         return false;
     }
     return std::none_of(kIncompressible.begin(), kIncompressible.end(),
-                        [&](std::string_view t) { return iequal(type, t); });
+                        [&](std::string_view t) { return iequals(type, t); });
 }
 
 bool accepts_gzip(std::string_view header) noexcept {
@@ -205,15 +182,15 @@ bool accepts_gzip(std::string_view header) noexcept {
         std::string_view item = header.substr(0, comma);
         header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
         const auto semi = item.find(';');
-        const std::string_view coding = trim(item.substr(0, semi));
+        const std::string_view coding = trim_ows(item.substr(0, semi));
         int q = 1000;
         if (semi != std::string_view::npos) {
             std::string_view params = item.substr(semi + 1);
             while (!params.empty()) {
                 const auto next = params.find(';');
-                const std::string_view param = trim(params.substr(0, next));
+                const std::string_view param = trim_ows(params.substr(0, next));
                 params = next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
-                if (param.size() >= 2 && lower(param[0]) == 'q' && param[1] == '=') {
+                if (param.size() >= 2 && ascii_lower(param[0]) == 'q' && param[1] == '=') {
                     q = parse_q(param.substr(2));
                 }
             }
@@ -221,11 +198,11 @@ bool accepts_gzip(std::string_view header) noexcept {
         if (q < 0 || coding.empty()) {
             continue; // malformed element: ignored
         }
-        if (iequal(coding, "gzip") || iequal(coding, "x-gzip")) {
+        if (iequals(coding, "gzip") || iequals(coding, "x-gzip")) {
             q_gzip = std::max(q_gzip, q);
         } else if (coding == "*") {
             q_star = std::max(q_star, q);
-        } else if (iequal(coding, "identity")) {
+        } else if (iequals(coding, "identity")) {
             q_identity = std::max(q_identity, q);
         }
     }
@@ -328,7 +305,7 @@ runtime::Task<> Compress::operator()(Context& c, Next next) const {
     const std::string_view media = media_type(type);
     for (const std::string& skip : options_.skip_types) {
         const std::string_view s(skip);
-        if (iequal(media, s) ||
+        if (iequals(media, s) ||
             (s.ends_with("/*") && istarts_with(media, s.substr(0, s.size() - 1)))) {
             co_return;
         }

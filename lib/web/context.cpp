@@ -3,6 +3,8 @@
 #include <ringwork/web/app.hpp>
 #include <ringwork/web/context.hpp>
 
+#include "http/chars.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -59,16 +61,7 @@ bool is_json_type(std::string_view type) noexcept {
     return media.size() > 5 && http::iequals(media.substr(media.size() - 5), "+json");
 }
 
-/// Trim optional whitespace (SP / HTAB) on both ends.
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
+using http::detail::trim_ows;
 
 /// An IPv4 or IPv6 address in text form (IPv6 optionally in brackets), parsed without
 /// allocating; false for anything else.
@@ -124,10 +117,10 @@ bool Context::accepts(std::string_view type) const noexcept {
     const std::string_view major = type.substr(0, slash);
     while (!accept.empty()) {
         const auto comma = accept.find(',');
-        std::string_view item = trim(accept.substr(0, comma));
+        std::string_view item = trim_ows(accept.substr(0, comma));
         accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
         const auto semi = item.find(';');
-        const std::string_view media = trim(item.substr(0, semi));
+        const std::string_view media = trim_ows(item.substr(0, semi));
         if (semi != std::string_view::npos) {
             const std::string_view params = item.substr(semi);
             if (params.find("q=0") != std::string_view::npos && params.find("q=0.") == std::string_view::npos) {
@@ -178,7 +171,7 @@ std::string_view Context::ip() {
             std::string_view xff = headers[h].value;
             while (!xff.empty() && !done) {
                 const auto comma = xff.rfind(',');
-                const std::string_view item = trim(comma == std::string_view::npos ? xff : xff.substr(comma + 1));
+                const std::string_view item = trim_ows(comma == std::string_view::npos ? xff : xff.substr(comma + 1));
                 xff = comma == std::string_view::npos ? std::string_view{} : xff.substr(0, comma);
                 if (item.empty()) {
                     continue;
@@ -193,7 +186,7 @@ std::string_view Context::ip() {
             }
         }
         if (found.empty()) {
-            const std::string_view real = trim(x_->request.header("X-Real-IP"));
+            const std::string_view real = trim_ows(x_->request.header("X-Real-IP"));
             io::SocketAddress a;
             if (parse_ip_text(real, a)) {
                 found = real;

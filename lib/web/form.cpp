@@ -3,6 +3,8 @@
 #include <ringwork/web/error.hpp>
 #include <ringwork/web/form.hpp>
 
+#include "http/chars.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -54,21 +56,7 @@ namespace {
     return byte(c) < 0x20 || byte(c) == 0x7F;
 }
 
-[[nodiscard]] constexpr char lower(char c) noexcept {
-    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-[[nodiscard]] constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) {
-        return false;
-    }
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) {
-            return false;
-        }
-    }
-    return true;
-}
+using http::detail::iequals;
 
 [[nodiscard]] constexpr int hex_value(char c) noexcept {
     if (c >= '0' && c <= '9') {

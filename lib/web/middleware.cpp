@@ -12,6 +12,8 @@
 #include <ringwork/web/error.hpp>
 #include <ringwork/web/middleware.hpp>
 
+#include "http/chars.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -33,15 +35,7 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
+using http::detail::trim_ows;
 
 std::string join(const std::vector<std::string>& items) {
     std::string out;
@@ -581,7 +575,7 @@ void add_vary(Context& c, std::string_view token) {
     std::string_view rest = vary;
     while (!rest.empty()) {
         const auto comma = rest.find(',');
-        const std::string_view item = trim(rest.substr(0, comma));
+        const std::string_view item = trim_ows(rest.substr(0, comma));
         if (item == "*" || http::iequals(item, token)) {
             return;
         }
@@ -792,11 +786,11 @@ BasicAuth basic_auth(BasicAuthOptions options) {
 }
 
 bool BasicAuth::check(Context& c) const {
-    const std::string_view header = trim(c.header("Authorization"));
+    const std::string_view header = trim_ows(c.header("Authorization"));
     if (header.size() < 6 || !http::iequals(header.substr(0, 5), "Basic") || header[5] != ' ') {
         return false;
     }
-    const std::string_view encoded = trim(header.substr(6));
+    const std::string_view encoded = trim_ows(header.substr(6));
     std::array<char, 1024> decoded{};
     std::size_t size = 0;
     if (encoded.empty() || !base64_decode(encoded, decoded.data(), decoded.size(), size)) {

@@ -6,6 +6,8 @@
 #include <ringwork/io/socket.hpp>
 #include <ringwork/web/app.hpp>
 
+#include "http/chars.hpp"
+
 #include <fmt/format.h>
 
 #include <dirent.h>
@@ -84,29 +86,10 @@ private:
     int fd_ = -1;
 };
 
-char lower(char ch) noexcept { return (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch; }
+using http::detail::ascii_lower;
+using http::detail::iequals;
+using http::detail::trim_ows;
 
-bool iequal(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) {
-        return false;
-    }
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
 
 // ---------------------------------------------------------------------------------------------
 // MIME types
@@ -566,7 +549,7 @@ Precondition evaluate_conditions(Context& c, const struct stat& st, std::string_
 /// If-Range: a date equal to Last-Modified, or a strong tag equal to ours (ours is weak, so
 /// never), lets the range apply.
 bool if_range_allows(std::string_view if_range, const struct stat& st, std::string_view etag) noexcept {
-    if_range = trim(if_range);
+    if_range = trim_ows(if_range);
     if (if_range.empty()) {
         return true;
     }
@@ -879,7 +862,7 @@ std::string_view mime_type(std::string_view path) noexcept {
     }
     std::array<char, 16> buf{};
     for (std::size_t i = 0; i < ext.size(); ++i) {
-        buf[i] = lower(ext[i]);
+        buf[i] = ascii_lower(ext[i]);
     }
     const std::string_view key(buf.data(), ext.size());
     const auto* it = std::lower_bound(kMimeTypes.begin(), kMimeTypes.end(), key,
@@ -897,7 +880,7 @@ std::string format_http_date(std::time_t t) {
 }
 
 std::optional<std::time_t> parse_http_date(std::string_view s) noexcept {
-    s = trim(s);
+    s = trim_ows(s);
     std::tm tm{};
     const auto comma = s.find(',');
     if (comma != std::string_view::npos) {
@@ -957,11 +940,11 @@ bool etag_list_matches(std::string_view header, std::string_view etag, bool weak
     const bool etag_weak = etag.starts_with("W/");
     const std::string_view opaque = etag_weak ? etag.substr(2) : etag;
     if (!weak && etag_weak) {
-        return trim(header) == "*";
+        return trim_ows(header) == "*";
     }
     while (!header.empty()) {
         const auto comma = header.find(',');
-        std::string_view item = trim(header.substr(0, comma));
+        std::string_view item = trim_ows(header.substr(0, comma));
         header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
         if (item == "*") {
             return true;
@@ -982,12 +965,12 @@ bool etag_list_matches(std::string_view header, std::string_view etag, bool weak
 
 RangeSpec parse_range(std::string_view header, std::uint64_t size) noexcept {
     RangeSpec none;
-    header = trim(header);
+    header = trim_ows(header);
     const auto eq = header.find('=');
-    if (eq == std::string_view::npos || !iequal(trim(header.substr(0, eq)), "bytes")) {
+    if (eq == std::string_view::npos || !iequals(trim_ows(header.substr(0, eq)), "bytes")) {
         return none;
     }
-    const std::string_view set = trim(header.substr(eq + 1));
+    const std::string_view set = trim_ows(header.substr(eq + 1));
     if (set.empty() || set.find(',') != std::string_view::npos) {
         return none; // several ranges: the whole representation (documented)
     }
@@ -995,8 +978,8 @@ RangeSpec parse_range(std::string_view header, std::uint64_t size) noexcept {
     if (dash == std::string_view::npos) {
         return none;
     }
-    const std::string_view a = trim(set.substr(0, dash));
-    const std::string_view b = trim(set.substr(dash + 1));
+    const std::string_view a = trim_ows(set.substr(0, dash));
+    const std::string_view b = trim_ows(set.substr(dash + 1));
     const auto number = [](std::string_view s, std::uint64_t& out, bool& overflow) {
         if (s.empty() || s.find_first_not_of("0123456789") != std::string_view::npos) {
             return false;

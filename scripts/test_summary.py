@@ -102,7 +102,8 @@ def failure_excerpt(text: str, limit: int = EXCERPT_LINES) -> list[str]:
     taken, first to last. Without any (a crash, a sanitizer report, a timeout), the last lines
     of the output are. The CI log is read from its tail, so this goes just above the count.
     """
-    lines = ANSI_RE.sub("", text).splitlines()
+    # doctest's own lines (version, counts, status) say nothing about why.
+    lines = [l for l in ANSI_RE.sub("", text).splitlines() if not l.startswith("[doctest] ")]
     blocks: list[list[str]] = []
     current: list[str] = []
     for line in lines:
@@ -114,7 +115,7 @@ def failure_excerpt(text: str, limit: int = EXCERPT_LINES) -> list[str]:
             current.append(line)
     if current:
         blocks.append(current)
-    picked = [b for b in blocks if any(FAILURE_RE.search(l) for l in b) and not DOCTEST_RE.search("\n".join(b))]
+    picked = [b for b in blocks if any(FAILURE_RE.search(l) for l in b)]
     out = [l for b in picked for l in b if l.strip()] if picked else [l for l in lines if l.strip()][-limit:]
     if len(out) > limit:
         out = out[:limit - 1] + [f"... ({len(out) - limit + 1} more lines)"]

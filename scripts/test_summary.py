@@ -8,8 +8,9 @@ Usage: test_summary.py [--meson-rc DIR=RC]... BUILD_DIR [BUILD_DIR...]
 Reads BUILD_DIR/meson-logs/testlog.json (one JSON object per line). A test whose output contains
 doctest's summary line (`[doctest] test cases: N | P passed | F failed | S skipped`) contributes
 its P/F/S test cases; a test that Meson judged bad (crash, sanitizer report at exit, timeout...)
-or that printed a sanitizer report (UBSan's `runtime error:` recovers and exits 0) while doctest
-reported no failure adds one failure. Any other test counts once, by its Meson
+or that printed a sanitizer report while doctest reported no failure adds one failure (a UBSan
+report need not change an exit status: without halt_on_error it recovers, and a forked child's
+report was seen not to end the child in most runs). Any other test counts once, by its Meson
 result. A missing, unreadable or empty testlog counts as a failure, and so does a Meson run whose
 exit code (given with --meson-rc) was non-zero although no failing test was logged.
 
@@ -30,8 +31,9 @@ DOCTEST_RE = re.compile(
     r"\s*\|\s*(\d+)\s+skipped"
 )
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-# A sanitizer's report. UBSan's checks recover by default and a report in a forked child need
-# not change any exit status, so a test that printed one fails here whatever Meson said.
+# A sanitizer's report. A UBSan report need not change any exit status (it recovers without
+# halt_on_error, and in forked children it was seen not to halt with it), so a test that printed
+# one fails here whatever Meson said.
 SANITIZER_RE = re.compile(
     r"^\S+:\d+:\d+: runtime error: |^==\d+==\s*ERROR: \w*Sanitizer|^WARNING: ThreadSanitizer",
     re.MULTILINE,
@@ -91,32 +93,48 @@ def doctest_counts(text: str) -> Counts | None:
 
 
 SEPARATOR_RE = re.compile(r"^={20,}\s*$")
-FAILURE_RE = re.compile(r"ERROR|FATAL|failed|Sanitizer|runtime error|terminate|Assertion|exception", re.IGNORECASE)
+# doctest's own failure lines ("file:line: ERROR: CHECK( ... ) is NOT correct!", FATAL ERROR for
+# a REQUIRE or an exception). Case matters: passing tests log "error when serving ..." freely.
+DOCTEST_FAILURE_RE = re.compile(r": (?:FATAL )?ERROR: ")
+# What a forked child says before it exits with a code (tests/unit/http/server_resilience_test.cpp).
+CHILD_RE = re.compile(r"^child check \d+ failed")
 EXCERPT_LINES = 40
+SANITIZER_CONTEXT = 12  # lines from the first sanitizer report (its first frames)
+# Lines that continue a report: frames, notes, ASan's own lines, the summary.
+REPORT_CONTINUATION_RE = re.compile(r"^(?:\s|#|0x|==\d+==|SUMMARY:|<memory|\w*Sanitizer|HINT:|Shadow )")
+EXCERPTS_TOTAL = 160    # lines of excerpts for all failed tests together
 
 
 def failure_excerpt(text: str, limit: int = EXCERPT_LINES) -> list[str]:
     """The lines that say why a test failed, at most LIMIT of them.
 
-    doctest prints each failed assertion as a block between lines of `=`; those blocks are
-    taken, first to last. Without any (a crash, a sanitizer report, a timeout), the last lines
-    of the output are. The CI log is read from its tail, so this goes just above the count.
+    In this order: the first sanitizer report with its first frames, what forked children said
+    of their failed checks, and doctest's failure blocks (between lines of `=`) that hold an
+    `ERROR:`. Without any of those (a crash, a timeout), the last lines of the output.
     """
     # doctest's own lines (version, counts, status) say nothing about why.
-    lines = [l for l in ANSI_RE.sub("", text).splitlines() if not l.startswith("[doctest] ")]
-    blocks: list[list[str]] = []
-    current: list[str] = []
-    for line in lines:
+    lines = [l.rstrip("\r") for l in ANSI_RE.sub("", text).splitlines() if not l.startswith("[doctest] ")]
+    lines = [l for l in lines if l.strip()]
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        if SANITIZER_RE.search(line):
+            out.append(line)
+            for more in lines[i + 1:i + SANITIZER_CONTEXT]:
+                if not REPORT_CONTINUATION_RE.match(more):
+                    break
+                out.append(more)
+            break
+    out += [l for l in lines if CHILD_RE.match(l)]
+    block: list[str] = []
+    for line in lines + ["=" * 20]:
         if SEPARATOR_RE.match(line):
-            if current:
-                blocks.append(current)
-            current = []
+            if any(DOCTEST_FAILURE_RE.search(l) for l in block):
+                out += block
+            block = []
         else:
-            current.append(line)
-    if current:
-        blocks.append(current)
-    picked = [b for b in blocks if any(FAILURE_RE.search(l) for l in b)]
-    out = [l for b in picked for l in b if l.strip()] if picked else [l for l in lines if l.strip()][-limit:]
+            block.append(line)
+    if not out:
+        out = lines[-limit:]
     if len(out) > limit:
         out = out[:limit - 1] + [f"... ({len(out) - limit + 1} more lines)"]
     return out
@@ -201,9 +219,11 @@ def read_dir(build_dir: str) -> DirReport:
             result = str(entry.get("result", "?"))
             rc = entry.get("returncode")
             detail = result if rc is None else f"{result}, exit {rc}"
-            rep.failures.append(f"{build_dir}: {suite} / {name} ({detail})")
             streams = (entry.get("stdout"), entry.get("stderr"), entry.get("output"))
             output = "\n".join(v for v in streams if isinstance(v, str))
+            if SANITIZER_RE.search(ANSI_RE.sub("", output)):
+                detail += ", sanitizer report"
+            rep.failures.append(f"{build_dir}: {suite} / {name} ({detail})")
             rep.excerpts.append((f"{build_dir}: {suite} / {name}", failure_excerpt(output)))
 
     if n_tests == 0:
@@ -272,18 +292,29 @@ def main(argv: list[str]) -> int:
     print("Test summary")
     print("============")
     print_table(reports)
+    # The CI log keeps its tail: the excerpts (bounded), then the list of failed tests, then
+    # the count, so the names stay in view however long the excerpts are.
+    budget = EXCERPTS_TOTAL
+    left_out = 0
+    for r in reports:
+        for label, excerpt in r.excerpts:
+            if len(excerpt) > budget:
+                left_out += 1
+                continue
+            budget -= len(excerpt)
+            print()
+            print(f"Why {label} failed (from its output):")
+            for line in excerpt:
+                print(f"  | {line}")
+    if left_out:
+        print()
+        print(f"({left_out} more failed test(s): excerpts left out, see meson-logs/testlog.txt)")
     failures = [f for r in reports for f in r.failures]
     if failures:
         print()
         print("Failed:")
         for f in failures:
             print(f"  {f}")
-        for r in reports:
-            for label, excerpt in r.excerpts:
-                print()
-                print(f"Why {label} failed (from its output):")
-                for line in excerpt:
-                    print(f"  | {line}")
 
     total = Counts()
     for r in reports:

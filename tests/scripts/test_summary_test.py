@@ -130,13 +130,48 @@ class Summary(unittest.TestCase):
         self.assertIn("meson test exited with 1", out)
 
     def test_a_long_excerpt_is_cut(self) -> None:
-        many = "".join(f"x.cpp:{i}:1: runtime error: r{i}\n" for i in range(100)) + PASSING
-        rc, out = self.run_summary([entry("unit / m", "OK", many)])
+        block = "".join(f"x.cpp:{i}: ERROR: CHECK( a{i} ) is NOT correct!\n" for i in range(100))
+        text = "=" * 79 + "\n" + block + "=" * 79 + "\n" + FAILING.splitlines()[-2] + "\n"
+        rc, out = self.run_summary([entry("unit / m", "FAIL", text, 1)])
         self.assertEqual(rc, 1)
         shown = [line for line in out.splitlines() if line.startswith("  | ")]
         self.assertEqual(len(shown), 40)
-        self.assertIn("more lines)", shown[-1])
+        self.assertIn("a0 )", shown[0])
+        self.assertIn("(61 more lines)", shown[-1])
 
+    def test_log_lines_of_passing_checks_do_not_hide_the_cause(self) -> None:
+        noise = "".join(f"ringwork: error when serving connection {i}: 400 Bad Request\n" for i in range(60))
+        rc, out = self.run_summary([entry("unit / t", "TIMEOUT", noise + "the last words\n", -15)])
+        self.assertEqual(rc, 1)
+        self.assertIn("| the last words", out)  # no failure block: the tail
+        report = "==5==ERROR: AddressSanitizer: SEGV on unknown address 0x0\n    #0 0x1 in f x.cpp:3\n"
+        rc, out = self.run_summary([entry("unit / a", "ERROR", noise + report + noise, -11)])
+        self.assertIn("| ==5==ERROR: AddressSanitizer: SEGV", out)
+        self.assertIn("| #0 0x1 in f x.cpp:3", out.replace("|     #0", "| #0"))
+        self.assertNotIn("connection 0: 400", out)
+
+    def test_a_sanitizer_report_in_a_child_comes_first_then_the_childs_words_then_the_check(self) -> None:
+        text = ("x.cpp:1:2: runtime error: member call on address 0x1\n0x1: note: object has invalid vptr\n"
+                "child check 12 failed: waiting client 0: \n" + FAILING)
+        rc, out = self.run_summary([entry("unit / r", "FAIL", text, 1)])
+        self.assertEqual(rc, 1)
+        self.assertIn("(FAIL, exit 1, sanitizer report)", out)
+        report, child, check = (out.index("runtime error: member call"), out.index("| child check 12 failed"),
+                                out.index("ERROR: CHECK( t.timeouts == 0 )"))
+        self.assertLess(report, child)
+        self.assertLess(child, check)
+
+    def test_the_names_of_failed_tests_stay_in_the_tail(self) -> None:
+        entries = [entry(f"unit / f{i}", "FAIL", FAILING, 1) for i in range(40)]
+        rc, out = self.run_summary(entries)
+        self.assertEqual(rc, 1)
+        tail = out[out.index("Failed:"):]
+        for i in range(40):
+            self.assertIn(f"unit / f{i} (FAIL, exit 1)", tail)
+        self.assertIn("excerpts left out", out)
+        self.assertLess(out.index("excerpts left out"), out.index("Failed:"))
+        shown = [line for line in out.splitlines() if line.startswith("  | ")]
+        self.assertLessEqual(len(shown), 160)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -42,8 +42,9 @@ for pct in (25, 50, 75):
     s = f"latency-{pct}"
     what = f"plaintext at {pct} % of nginx's max (h2load)"
     ROWS += [
-        (s, "rate_target", what, "req/s asked", "{:,.0f}"),
+        (s, "rate_target", what, "req/s asked (each round asks its own share of nginx's max)", "{:,.0f}"),
         (s, "rps", what, "req/s reached", "{:,.0f}"),
+        (s, "rate_reached_pct", what, "% of its round's asked rate reached", "{:.1f}"),
         (s, "p50_us", what, "p50 us", "{:,.0f}"),
         (s, "p99_us", what, "p99 us", "{:,.0f}"),
         (s, "p999_us", what, "p99.9 us", "{:,.0f}"),
@@ -111,6 +112,16 @@ def load_meta(path):
 class Figures:
     def __init__(self, values):
         self.values = values
+        # The paced runs ask each round for a share of that round's nginx maximum, so the
+        # medians of "asked" and "reached" come from different rounds: what compares is the
+        # share of its own round's target that each run reached.
+        for (scenario, server, metric), reached in list(values.items()):
+            if metric != "rps" or not scenario.startswith("latency-"):
+                continue
+            asked = dict(values.get((scenario, server, "rate_target"), []))
+            share = [(rnd, 100.0 * v / asked[rnd]) for rnd, v in reached if asked.get(rnd)]
+            if share:
+                values[(scenario, server, "rate_reached_pct")] = share
 
     def median(self, scenario, server, metric):
         v = self.values.get((scenario, server, metric))

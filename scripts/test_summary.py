@@ -161,13 +161,21 @@ def suite_and_name(entry: dict) -> tuple[str, str]:
     return NO_SUITE, raw_name
 
 
-def count_entry(entry: dict) -> tuple[Counts, bool]:
-    """Counts one test; the bool tells whether the test as a whole failed."""
-    result = str(entry.get("result", "ERROR")).upper()
+def entry_output(entry: dict) -> str:
+    """What one test printed (Meson logs stdout and stderr together or apart)."""
     streams = (entry.get("stdout"), entry.get("stderr"), entry.get("output"))
-    output = "\n".join(v for v in streams if isinstance(v, str))
+    return "\n".join(v for v in streams if isinstance(v, str))
+
+
+def has_sanitizer_report(output: str) -> bool:
+    return SANITIZER_RE.search(ANSI_RE.sub("", output)) is not None
+
+
+def count_entry(entry: dict, output: str) -> tuple[Counts, bool]:
+    """Counts one test (`output`: its entry_output); the bool tells whether it failed as a whole."""
+    result = str(entry.get("result", "ERROR")).upper()
     dt = doctest_counts(output)
-    reported = SANITIZER_RE.search(ANSI_RE.sub("", output)) is not None
+    reported = has_sanitizer_report(output)
     if dt is not None:
         if result == "EXPECTEDFAIL":
             # should_fail test: its doctest failures are the expected outcome.
@@ -213,15 +221,14 @@ def read_dir(build_dir: str) -> DirReport:
             continue
         n_tests += 1
         suite, name = suite_and_name(entry)
-        counts, failed = count_entry(entry)
+        output = entry_output(entry)
+        counts, failed = count_entry(entry, output)
         rep.suite(suite).add(counts)
         if failed:
             result = str(entry.get("result", "?"))
             rc = entry.get("returncode")
             detail = result if rc is None else f"{result}, exit {rc}"
-            streams = (entry.get("stdout"), entry.get("stderr"), entry.get("output"))
-            output = "\n".join(v for v in streams if isinstance(v, str))
-            if SANITIZER_RE.search(ANSI_RE.sub("", output)):
+            if has_sanitizer_report(output):
                 detail += ", sanitizer report"
             rep.failures.append(f"{build_dir}: {suite} / {name} ({detail})")
             rep.excerpts.append((f"{build_dir}: {suite} / {name}", failure_excerpt(output)))

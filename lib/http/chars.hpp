@@ -111,17 +111,6 @@ constexpr bool istarts_with(std::string_view s, std::string_view prefix) noexcep
     return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
-/// `s` without optional whitespace (SP / HTAB) on either end.
-constexpr std::string_view trim_ows(std::string_view s) noexcept {
-    while (!s.empty() && is_ows(s.front())) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && is_ows(s.back())) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
 /// ASCII case-insensitive equality of `s` with `lower` (lower case letters, '-' and digits).
 /// OR-ing 0x20 folds letters; no byte outside a token can fold onto those.
 constexpr bool iequals(const char* s, std::size_t n, const char* lower,

@@ -414,13 +414,12 @@ private:
     }
     void give_out(ByteBuffer& b) {
         if (b.capacity() != 0) {
-            const std::size_t idle = st_.out_pool.idle();
-            st_.out_pool.give(std::move(b));
+            const bool kept = st_.out_pool.give(std::move(b));
             b = ByteBuffer();
             --st_.out_held;
             if (pending_.capacity() == 0 && sending_.capacity() == 0) {
                 --st_.out_holders;
-            } else if (st_.out_pool.idle() == idle) {
+            } else if (!kept) {
                 st_.restore_out_reserve(); // freed (grown too big): this connection's second comes back
             }
         }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // mw::compress (gzip through a per-thread zlib stream) and mw::etag (body hash, 304).
 #include <ringwork/web/compress.hpp>
+#include <ringwork/web/form.hpp>
 
 #include <ringwork/web/static.hpp>
 
@@ -26,7 +27,7 @@ namespace {
 using http::detail::ascii_lower;
 using http::detail::iequals;
 using http::detail::istarts_with;
-using http::detail::trim_ows;
+using web::detail::trim_ows;
 
 /// The media type without parameters ("text/html; charset=utf-8" -> "text/html").
 std::string_view media_type(std::string_view content_type) noexcept {

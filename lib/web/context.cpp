@@ -2,8 +2,7 @@
 // Context: request accessors, response helpers, per-request values.
 #include <ringwork/web/app.hpp>
 #include <ringwork/web/context.hpp>
-
-#include "http/chars.hpp"
+#include <ringwork/web/form.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -61,7 +60,7 @@ bool is_json_type(std::string_view type) noexcept {
     return media.size() > 5 && http::iequals(media.substr(media.size() - 5), "+json");
 }
 
-using http::detail::trim_ows;
+using web::detail::trim_ows;
 
 /// An IPv4 or IPv6 address in text form (IPv6 optionally in brackets), parsed without
 /// allocating; false for anything else.

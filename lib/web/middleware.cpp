@@ -10,9 +10,8 @@
 #include <ringwork/runtime/when.hpp>
 #include <ringwork/web/app.hpp>
 #include <ringwork/web/error.hpp>
+#include <ringwork/web/form.hpp>
 #include <ringwork/web/middleware.hpp>
-
-#include "http/chars.hpp"
 
 #include <fmt/format.h>
 
@@ -35,7 +34,7 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-using http::detail::trim_ows;
+using web::detail::trim_ows;
 
 std::string join(const std::vector<std::string>& items) {
     std::string out;

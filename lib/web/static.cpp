@@ -5,6 +5,7 @@
 #include <ringwork/io/runtime.hpp>
 #include <ringwork/io/socket.hpp>
 #include <ringwork/web/app.hpp>
+#include <ringwork/web/form.hpp>
 
 #include "http/chars.hpp"
 
@@ -88,7 +89,7 @@ private:
 
 using http::detail::ascii_lower;
 using http::detail::iequals;
-using http::detail::trim_ows;
+using web::detail::trim_ows;
 
 // ---------------------------------------------------------------------------------------------
 // MIME types

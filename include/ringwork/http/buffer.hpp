@@ -145,14 +145,17 @@ public:
         return ByteBuffer(capacity_);
     }
     /// Return a buffer; oversized ones (grown for one big message) are freed, not kept.
-    void give(ByteBuffer&& b) {
+    /// Whether the pool kept it (an empty buffer, or one grown past 16 times the pool's size,
+    /// goes back to the allocator).
+    bool give(ByteBuffer&& b) {
         if (b.capacity() == 0 || b.capacity() > capacity_ * 16) {
             b = ByteBuffer();
-            return;
+            return false;
         }
         stats_.bytes_held += b.capacity();
         ++stats_.held;
         free_.push_back(std::move(b));
+        return true;
     }
     /// Free the idle buffers that grew past the pool's capacity (for a large batch of
     /// responses, a long request head...). Called on every worker-reaper tick: a pool keeps

@@ -160,6 +160,11 @@ bool exists(const std::string& path) {
 
 } // namespace
 
+// detail::trim_ows (also the web layer's trim of header values): OWS is SP and HTAB only.
+static_assert(ringwork::web::detail::trim_ows(std::string_view(" \t gzip;q=1 \t")) == std::string_view("gzip;q=1"));
+static_assert(ringwork::web::detail::trim_ows(std::string_view("\r\nx\n")) == std::string_view("\r\nx\n")); // CR/LF are not OWS
+static_assert(ringwork::web::detail::trim_ows(std::string_view(" \t ")).empty());
+
 // =============================================================================================
 TEST_SUITE("cookies") {
 

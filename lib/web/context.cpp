@@ -98,11 +98,24 @@ nlohmann::json Context::json_body() const {
         throw HttpError(415, "expected a JSON body (Content-Type: application/json)");
     }
     const std::string_view text = x_->request.body();
+    if (!json_nesting_within(text, kMaxJsonDepth)) {
+        // nlohmann parses any depth, but dump(), write_json() and most user code recurse once
+        // per level: a body of a million '[' would overflow the reactor thread's stack.
+        throw HttpError(400, "invalid JSON body: nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    }
     std::string error;
     try {
         return nlohmann::json::parse(text.begin(), text.end());
     } catch (const nlohmann::json::exception& e) {
-        error = e.what();
+        // "[json.exception.parse_error.101] parse error at line 1, ...": the tag is nlohmann's
+        // internal id, not something the client can act on.
+        std::string_view what(e.what());
+        if (what.starts_with("[json.exception.")) {
+            if (const auto close = what.find("] "); close != std::string_view::npos) {
+                what.remove_prefix(close + 2);
+            }
+        }
+        error = what;
     }
     throw HttpError(400, "invalid JSON body: " + error);
 }

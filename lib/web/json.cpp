@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <string_view>
 
 namespace ringwork::web::detail {
@@ -196,4 +198,48 @@ void write_json_uint(http::ByteBuffer& out, std::uint64_t value) {
     out.commit(static_cast<std::size_t>(result.ptr - dst));
 }
 
+void throw_json_too_deep() {
+    throw std::length_error("ringwork: write_json: a value is nested deeper than " + std::to_string(kMaxJsonDepth) +
+                            " levels (web::kMaxJsonDepth)");
+}
+
 } // namespace ringwork::web::detail
+
+namespace ringwork::web {
+
+bool json_nesting_within(std::string_view text, std::size_t limit) noexcept {
+    std::size_t depth = 0;
+    const char* p = text.data();
+    const char* const end = p + text.size();
+    while (p != end) {
+        switch (*p++) {
+        case '"':
+            // Skip the string: its brackets are data. An escape hides the byte after it.
+            while (p != end) {
+                const char ch = *p++;
+                if (ch == '"') {
+                    break;
+                }
+                if (ch == '\\' && p != end) {
+                    ++p;
+                }
+            }
+            break;
+        case '[':
+        case '{':
+            if (++depth > limit) {
+                return false;
+            }
+            break;
+        case ']':
+        case '}':
+            depth -= depth != 0 ? 1 : 0;
+            break;
+        default:
+            break;
+        }
+    }
+    return true;
+}
+
+} // namespace ringwork::web

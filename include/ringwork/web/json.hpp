@@ -157,6 +157,24 @@ void write_json_uint(http::ByteBuffer& out, std::uint64_t value);
 /// Any nlohmann::basic_json specialization (nlohmann::json, ordered_json, Json, ...).
 template <class T>
 concept BasicJsonValue = nlohmann::detail::is_basic_json<T>::value;
+
+/// Thrown by write_json for a value nested deeper than kMaxJsonDepth.
+[[noreturn]] void throw_json_too_deep();
+} // namespace detail
+
+/// \brief The deepest nesting of arrays and objects that Context::json_body() accepts and
+/// write_json() writes. Both (like nlohmann's dump()) recurse once per level on the thread's
+/// stack, so a body of a million `[` would otherwise overflow it: 512 levels is far beyond real
+/// documents (serde_json stops at 128) and a few hundred KiB of stack at most.
+inline constexpr std::size_t kMaxJsonDepth = 512;
+
+/// \brief Whether no array or object in `text` is nested deeper than `limit` levels (brackets
+/// inside strings do not count). One pass, no allocation; says nothing about validity.
+[[nodiscard]] bool json_nesting_within(std::string_view text, std::size_t limit) noexcept;
+
+namespace detail {
+template <BasicJsonValue BasicJson>
+void write_json_nested(http::ByteBuffer& out, const BasicJson& value, std::size_t depth);
 } // namespace detail
 
 /// \brief Serialize `value` compactly at the end of `out`, byte for byte as
@@ -166,8 +184,16 @@ concept BasicJsonValue = nlohmann::detail::is_basic_json<T>::value;
 ///
 /// One deliberate difference: a `discarded` value (only produced by parse callbacks or a failed
 /// non-throwing parse) is written as `null`, where dump() writes the non-JSON `<discarded>`.
+/// A value nested deeper than kMaxJsonDepth throws std::length_error (part of it may have been
+/// written to `out` by then).
 template <detail::BasicJsonValue BasicJson>
 void write_json(http::ByteBuffer& out, const BasicJson& value) {
+    detail::write_json_nested(out, value, 0);
+}
+
+namespace detail {
+template <BasicJsonValue BasicJson>
+void write_json_nested(http::ByteBuffer& out, const BasicJson& value, std::size_t depth) {
     using nlohmann::detail::value_t;
     using object_t = typename BasicJson::object_t;
     using array_t = typename BasicJson::array_t;
@@ -227,6 +253,9 @@ void write_json(http::ByteBuffer& out, const BasicJson& value) {
         return;
     }
     case value_t::array: {
+        if (++depth > kMaxJsonDepth) {
+            throw_json_too_deep();
+        }
         const array_t& array = *value.template get_ptr<const array_t*>();
         out.append('[');
         bool first = true;
@@ -235,12 +264,15 @@ void write_json(http::ByteBuffer& out, const BasicJson& value) {
                 out.append(',');
             }
             first = false;
-            write_json(out, element);
+            write_json_nested(out, element, depth);
         }
         out.append(']');
         return;
     }
     case value_t::object: {
+        if (++depth > kMaxJsonDepth) {
+            throw_json_too_deep();
+        }
         const object_t& object = *value.template get_ptr<const object_t*>();
         out.append('{');
         bool first = true;
@@ -251,7 +283,7 @@ void write_json(http::ByteBuffer& out, const BasicJson& value) {
             first = false;
             detail::write_json_string(out, std::string_view(key.data(), key.size()));
             out.append(':');
-            write_json(out, element);
+            write_json_nested(out, element, depth);
         }
         out.append('}');
         return;
@@ -259,5 +291,6 @@ void write_json(http::ByteBuffer& out, const BasicJson& value) {
     }
     out.append(std::string_view("null")); // not reached: every value_t is handled above
 }
+} // namespace detail
 
 } // namespace ringwork::web

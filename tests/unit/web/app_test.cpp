@@ -313,8 +313,22 @@ TEST_CASE("the error boundary: HttpError keeps its status, other exceptions are 
     r = client.post("/echo", "{nope");
     CHECK(r.status == 400);
     CHECK(r.json()["error"].get<std::string>().find("invalid JSON") != std::string::npos);
+    // The message is nlohmann's, without its internal "[json.exception.parse_error.101]" tag.
+    CHECK(r.json()["error"].get<std::string>().find("[json.exception") == std::string::npos);
+    CHECK(r.json()["error"].get<std::string>().find("syntax error") != std::string::npos);
     r = client.post("/echo", "{}", "text/plain");
     CHECK(r.status == 415);
+    // Nesting past kMaxJsonDepth is refused before anything recurses over it (a million '['
+    // used to overflow the reactor's stack in the echo); the limit itself passes.
+    const std::size_t limit = ringwork::web::kMaxJsonDepth;
+    r = client.post("/echo", std::string(limit, '[') + std::string(limit, ']'));
+    CHECK(r.status == 200);
+    CHECK(r.body.size() == 2 * limit);
+    r = client.post("/echo", std::string(limit + 1, '[') + std::string(limit + 1, ']'));
+    CHECK(r.status == 400);
+    CHECK(r.json()["error"].get<std::string>().find("nested deeper than 512 levels") != std::string::npos);
+    r = client.post("/echo", std::string(1000000, '[') + std::string(1000000, ']'));
+    CHECK(r.status == 400);
     // The connection survived every error.
     CHECK(client.get("/teapot").status == 418);
 }

@@ -697,6 +697,44 @@ TEST_SUITE("web_json") {
         CHECK(dumped(discarded) == "<discarded>");
     }
 
+    TEST_CASE("json_nesting_within counts brackets outside strings only") {
+        CHECK(web::json_nesting_within("", 0));
+        CHECK(web::json_nesting_within("1", 0));
+        CHECK_FALSE(web::json_nesting_within("[]", 0));
+        CHECK(web::json_nesting_within("[]", 1));
+        CHECK(web::json_nesting_within("[[],{},[1]]", 2));
+        CHECK_FALSE(web::json_nesting_within("[[],{\"a\":[]}]", 2));
+        CHECK(web::json_nesting_within("[[],{\"a\":[]}]", 3));
+        // Brackets inside strings, also after escaped quotes and backslashes, are data.
+        CHECK(web::json_nesting_within(R"(["[[[[", "\"[[[", "\\", "{{"])", 1));
+        CHECK_FALSE(web::json_nesting_within(R"(["\\", [[]]])", 2));
+        // Unbalanced input neither underflows nor counts closers as openers.
+        CHECK(web::json_nesting_within("]]]]][", 1));
+        CHECK(web::json_nesting_within("\"unterminated [[[", 0));
+        const std::string deep = std::string(web::kMaxJsonDepth, '[') + std::string(web::kMaxJsonDepth, ']');
+        CHECK(web::json_nesting_within(deep, web::kMaxJsonDepth));
+        CHECK_FALSE(web::json_nesting_within("[" + deep + "]", web::kMaxJsonDepth));
+    }
+
+    TEST_CASE("write_json writes kMaxJsonDepth levels and refuses one more instead of exhausting the stack") {
+        Json value = Json::array();
+        for (std::size_t i = 1; i < web::kMaxJsonDepth; ++i) {
+            Json outer = Json::array();
+            outer.push_back(std::move(value));
+            value = std::move(outer);
+        }
+        const std::string text = std::string(web::kMaxJsonDepth, '[') + std::string(web::kMaxJsonDepth, ']');
+        CHECK(written(value) == text);
+        Json deeper = Json::object();
+        deeper["k"] = std::move(value);
+        ByteBuffer out;
+        CHECK_THROWS_AS(web::write_json(out, deeper), std::length_error);
+        // Far past the limit the writer still stops at the limit (one recursion per level
+        // overflowed ASan's stack near 32,000 levels).
+        const auto parsed = Json::parse(std::string(100000, '[') + std::string(100000, ']'));
+        CHECK_THROWS_AS(web::write_json(out, parsed), std::length_error);
+    }
+
     TEST_CASE("write_json equals dump() on thousands of random values") {
         constexpr int kValues = 4000;
         Generator<Json> pooled(20240601, false);

@@ -37,7 +37,7 @@ std::string_view describe(Error e) noexcept {
     case Error::content_length_with_transfer_encoding:
         return "both Content-Length and Transfer-Encoding";
     case Error::chunked_not_last:
-        return "Transfer-Encoding whose final coding is not chunked";
+        return "Transfer-Encoding whose final coding is not chunked, or with chunked twice";
     case Error::unknown_transfer_coding:
         return "unsupported transfer coding";
     case Error::bad_chunk:

@@ -369,9 +369,14 @@ inline Error on_field(const char* name, std::size_t name_len, std::string_view v
         }
         break;
     case 6:
-        if (iequals(name, name_len, "expect", 6) &&
-            iequals(value.data(), value.size(), "100-continue", 12)) {
-            out.expect_continue = true;
+        if (iequals(name, name_len, "expect", 6)) {
+            // A list (#expectation): "100-continue, foo" expects 100-continue too.
+            for_each_element(value, [&](std::string_view t) noexcept {
+                if (iequals(t.data(), t.size(), "100-continue", 12)) {
+                    out.expect_continue = true;
+                }
+                return true;
+            });
         }
         break;
     case 7:
@@ -490,7 +495,9 @@ Error parse_fields(char* p, char* const head_end, const char* const buffer_end,
         if (s.te_codings == 0) {
             return Error::bad_header;
         }
-        if (s.te_chunked_not_last) {
+        if (s.te_chunked_not_last || !s.te_last_chunked) {
+            // RFC 9112 §6.3 (4): without chunked as the final coding the body's length is
+            // unknowable: 400 and close (a MUST, ahead of §6.1's 501 for unknown codings).
             return Error::chunked_not_last;
         }
         if (s.te_unknown) {
@@ -534,6 +541,11 @@ inline Error scan_head(ScanState& st, const char* base, std::size_t avail,
                 return Error::bare_lf;
             }
             if (c != '\r') {
+                if (kTchar[byte_at(base + st.pos)] == 0) {
+                    // A method is a token: a TLS ClientHello (0x16) or other binary is refused
+                    // now, not when a CRLF that may never come arrives (or the head times out).
+                    return Error::bad_request_line;
+                }
                 break;
             }
             if (st.pos + 1 == avail) {

@@ -124,11 +124,13 @@ void write_head(ByteBuffer& out, const Response& r, std::size_t body_size, const
 }
 
 void write_simple(ByteBuffer& out, int status, std::string_view body, const ServerOptions& options,
-                  DateCache& date, bool close) {
+                  DateCache& date, bool close, bool head_request) {
     Response r;
     r.set_status(status);
-    write_head(out, r, body.size(), HeadPlan{false, close, false}, options, date);
-    out.append(body);
+    write_head(out, r, body.size(), HeadPlan{head_request, close, false}, options, date);
+    if (!head_request) {
+        out.append(body);
+    }
 }
 
 } // namespace ringwork::http::detail

@@ -68,8 +68,10 @@ constexpr bool bodyless_status(int status) noexcept {
 void write_head(ByteBuffer& out, const Response& r, std::size_t body_size, const HeadPlan& plan,
                 const ServerOptions& options, DateCache& date);
 
-/// \brief Append a complete plain-text response (errors, 503s) with Connection: close.
+/// \brief Append a complete plain-text response (errors, 503s) with Connection: close. For a
+/// HEAD request (`head_request`) the head declares the body's length and the body stays out
+/// (RFC 9110 §9.3.2).
 void write_simple(ByteBuffer& out, int status, std::string_view body, const ServerOptions& options,
-                  DateCache& date, bool close = true);
+                  DateCache& date, bool close = true, bool head_request = false);
 
 } // namespace ringwork::http::detail

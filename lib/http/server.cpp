@@ -918,7 +918,15 @@ void Connection::respond_error(int status, std::string_view detail, Exchange* x,
     } else {
         ensure_pending();
         const std::string body = fmt::format("{}: {}\n", reason_phrase(status), detail);
-        write_simple(pending_, status, body, st_.options, st_.date, true);
+        // No content in an answer to HEAD (RFC 9110 §9.3.2), also when the head itself failed:
+        // its request line is then only in the raw bytes.
+        std::string_view line = raw;
+        while (line.starts_with("\r\n")) {
+            line.remove_prefix(2);
+        }
+        const bool head_request =
+            line.starts_with("HEAD ") || (x != nullptr && head_complete && x->request.head_.method == Method::head);
+        write_simple(pending_, status, body, st_.options, st_.date, true, head_request);
         queue_flush();
     }
     closing_ = true;
@@ -1293,6 +1301,19 @@ void Connection::finish_handler(Exchange& x, const std::exception_ptr& error) {
     }
 }
 
+/// Whether `rest` is nothing but whole CRLF pairs (a lone CR may be half of one: not).
+static bool only_empty_lines(std::string_view rest) noexcept {
+    if (rest.size() % 2 != 0) {
+        return false;
+    }
+    for (std::size_t i = 0; i < rest.size(); i += 2) {
+        if (rest[i] != '\r' || rest[i + 1] != '\n') {
+            return false;
+        }
+    }
+    return true;
+}
+
 runtime::Task<> Connection::run() {
     const ServerOptions& o = st_.options;
     const milliseconds idle = o.idle_timeout.count() > 0 ? o.idle_timeout : o.read_timeout;
@@ -1385,6 +1406,12 @@ runtime::Task<> Connection::run() {
         while (!closing_) {
             char* base = window_from_carry() ? carry_.data() : lease_.data();
             const std::size_t size = window_from_carry() ? carry_.size() : lease_.view().size();
+            if (x == nullptr && pos_ < size && only_empty_lines(std::string_view(base + pos_, size - pos_))) {
+                // Empty lines after a request and nothing else (RFC 9112 §2.2: a server ignores
+                // them): no request has begun, so the connection idles (idle limit, parking, no
+                // buffer) instead of timing a head out with an unsolicited 408.
+                pos_ = size;
+            }
             if (pos_ >= size) {
                 if (window_from_carry()) {
                     // Parsed to its end: the next bytes start a new window (a lease). Kept, the
@@ -1447,7 +1474,11 @@ runtime::Task<> Connection::run() {
                     const bool stream = o.stream_request_body &&
                                         (head.body == BodyKind::chunked || head.content_length > body_limit_);
                     bool continue_pending = false;
-                    if (head.expect_continue && head.version_minor == 1) {
+                    // A declared length over the limit is refused by read_body with 413 before
+                    // any of the body is read: no 100 first, which would ask for the upload.
+                    const bool refused_by_length =
+                        !stream && head.body == BodyKind::content_length && head.content_length > body_limit_;
+                    if (head.expect_continue && head.version_minor == 1 && !refused_by_length) {
                         const std::size_t have = size - pos_ - head.head_size;
                         if (head.body == BodyKind::chunked || have < head.content_length) {
                             const int verdict = o.continue_handler ? o.continue_handler(x->request) : 100;

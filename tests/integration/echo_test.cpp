@@ -636,7 +636,9 @@ TEST_CASE("echo: every rejection gets its status and then a closed connection") 
                         400);
         expect_rejected(port, "differing Content-Lengths",
                         "POST /anything HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400);
-        expect_rejected(port, "TE gzip", "POST /anything HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501);
+        expect_rejected(port, "TE gzip", "POST /anything HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400);
+        expect_rejected(port, "TE gzip, chunked",
+                        "POST /anything HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501);
         expect_rejected(port, "TE chunked, gzip",
                         "POST /anything HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400);
         expect_rejected(port, "bare LF", "GET /anything HTTP/1.1\nHost: a\n\n", 400);

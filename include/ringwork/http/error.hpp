@@ -27,7 +27,7 @@ enum class Error : std::uint8_t {
     bad_host,                ///< Host value invalid (userinfo, spaces, bad port) -> 400
     bad_content_length,      ///< Content-Length not all digits, overflowing, or duplicates disagree -> 400
     content_length_with_transfer_encoding, ///< both present: a smuggling vector -> 400 and close
-    chunked_not_last,        ///< Transfer-Encoding whose final coding is not chunked -> 400
+    chunked_not_last,        ///< Transfer-Encoding: final coding not chunked, or chunked twice -> 400
     unknown_transfer_coding, ///< a transfer coding we do not implement -> 501
     bad_chunk,               ///< chunk size line or chunk terminator malformed, size overflow -> 400
     bad_trailer,             ///< trailer section malformed -> 400

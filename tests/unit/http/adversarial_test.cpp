@@ -576,9 +576,12 @@ TEST_SUITE("http adversarial") {
             {"CL overflowing 64 bits", post + "Content-Length: 99999999999999999999\r\n\r\n", 400},
             {"CL with a space inside", post + "Content-Length: 1 0\r\n\r\nhelloworld", 400},
             // Obfuscated Transfer-Encoding: never read as chunked by one and not by another.
-            {"TE xchunked (unknown coding)", post + "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
-             501},
-            {"TE identity (unknown coding)", post + "Transfer-Encoding: identity\r\n\r\n0\r\n\r\n",
+            // Final coding not chunked: 400 (RFC 9112 §6.3 (4)), also for a coding we do not know.
+            {"TE xchunked (final coding not chunked)", post + "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+             400},
+            {"TE identity (final coding not chunked)", post + "Transfer-Encoding: identity\r\n\r\n0\r\n\r\n",
+             400},
+            {"TE gzip, chunked (unknown coding)", post + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
              501},
             {"TE chunked, identity (chunked not last)",
              post + "Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n", 400},

@@ -416,6 +416,74 @@ TEST_SUITE("server options") {
         }
     }
 
+    TEST_CASE("an expectation whose Content-Length is over the limit gets 413 at once, not 100 Continue") {
+        ServerOptions o;
+        o.max_request_body_size = 1000;
+        RunningServer s(o);
+        handler_calls = 0;
+        const int fd = test::connect_blocking(s.port, 3000);
+        REQUIRE(test::write_all(
+            fd, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\nExpect: 100-continue\r\n\r\n"));
+        std::string got;
+        CHECK(read_until_eof(fd, got)); // answered and closed without any body sent
+        CHECK(got.find("HTTP/1.1 413 ") == 0);
+        CHECK(got.find("100 Continue") == std::string::npos);
+        CHECK(handler_calls.load() == 0);
+        ::close(fd);
+        // Within the limit the 100 still comes first.
+        const int ok = test::connect_blocking(s.port, 3000);
+        REQUIRE(test::write_all(
+            ok, "POST /ok HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n"));
+        CHECK(read_until(ok, "\r\n\r\n") == "HTTP/1.1 100 Continue\r\n\r\n");
+        CHECK(round_trip(ok, std::string(1000, 'b')).find("ok /ok body=1000") != std::string::npos);
+        ::close(ok);
+    }
+
+    TEST_CASE("the server's own error answers to HEAD declare their length and send no content") {
+        ServerOptions o;
+        o.max_request_body_size = 8;
+        RunningServer s(o);
+        for (const std::string_view request :
+             {std::string_view("HEAD /h HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\n"),
+              std::string_view("HEAD /h HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+              std::string_view("HEAD /h HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n"),
+              std::string_view("\r\nHEAD /h HTTP/1.1\r\nBad Header\r\n\r\n")}) {
+            INFO(request);
+            const int fd = test::connect_blocking(s.port, 3000);
+            REQUIRE(test::write_all(fd, request));
+            std::string got;
+            CHECK(read_until_eof(fd, got));
+            const auto end = got.find("\r\n\r\n");
+            REQUIRE(end != std::string::npos);
+            CHECK(got.find("HTTP/1.1 4") == 0);
+            CHECK(got.find("Content-Length: ") != std::string::npos);
+            CHECK(got.size() == end + 4); // nothing after the head
+            ::close(fd);
+        }
+        // The same error to GET carries its text.
+        const int fd = test::connect_blocking(s.port, 3000);
+        REQUIRE(test::write_all(fd, "GET /h HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\n"));
+        std::string got;
+        CHECK(read_until_eof(fd, got));
+        CHECK(got.find("HTTP/1.1 413 ") == 0);
+        CHECK(got.find("Content Too Large: request body exceeds the server's limit") != std::string::npos);
+        ::close(fd);
+    }
+
+    TEST_CASE("empty lines after a request leave the connection idle: no 408 for a request never begun") {
+        ServerOptions o;
+        o.header_read_timeout = 200ms; // a begun head would get its 408 after this
+        RunningServer s(o);
+        const int fd = test::connect_blocking(s.port, 3000);
+        CHECK(round_trip(fd, "GET /a HTTP/1.1\r\nHost: t\r\n\r\n\r\n").find("ok /a") != std::string::npos);
+        // Well past header_read_timeout: still idle, still open, and the next request is served.
+        CHECK(test::eventually([&] { return s.server.stats().requests == 1; }, 3000ms));
+        std::this_thread::sleep_for(600ms);
+        CHECK(round_trip(fd, get("/b")).find("HTTP/1.1 200 OK") == 0);
+        CHECK(s.server.stats().parse_errors == 0);
+        ::close(fd);
+    }
+
     TEST_CASE("logger: handler failures with request details, unless secure_error_log_message") {
         LogCapture log;
         ServerOptions o;

@@ -2515,7 +2515,32 @@ void Server::run_reactors(const io::SocketAddress& address, const std::vector<in
     runtime_options.reactor.backend = options_.backend;
     runtime_options.reactor.cq_entries = std::max(runtime_options.reactor.cq_entries, options_.ring_entries);
     io::Runtime runtime(runtime_options);
-    std::atomic<std::uint16_t> port{fds.empty() ? address.port() : std::uint16_t{0}};
+    // TCP: every reactor's SO_REUSEPORT listener is bound here, before any of them starts, so a
+    // busy port or a bad address fails listen_and_serve itself (it used to fail inside the
+    // reactors, where the error was logged and the process went on serving nothing). Unless
+    // share_port, the first bind also checks that no other socket holds the port.
+    std::vector<io::Listener> tcp;
+    if (fds.empty()) {
+        io::SocketAddress where = address;
+        tcp.reserve(runtime.size());
+        for (unsigned i = 0; i < runtime.size(); ++i) {
+            io::ListenOptions listen_options;
+            listen_options.exclusive = i == 0 && !options_.share_port;
+            try {
+                tcp.push_back(io::Listener::bind(where, listen_options));
+            } catch (const std::system_error& e) {
+                if (e.code() == std::errc::address_in_use && i == 0 && !options_.share_port) {
+                    throw std::system_error(e.code(), fmt::format("bind {}: another socket listens on this port "
+                                                                  "(ServerOptions::share_port lets processes of one "
+                                                                  "user share a port, e.g. for a restart)",
+                                                                  where.to_string()));
+                }
+                throw;
+            }
+            where.set_port(tcp.front().local_address().port()); // port 0: the others join the first's
+        }
+    }
+    std::atomic<std::uint16_t> port{tcp.empty() ? std::uint16_t{0} : tcp.front().local_address().port()};
     std::atomic<unsigned> bound{0};
     {
         std::lock_guard lock(states_mutex_);
@@ -2523,14 +2548,14 @@ void Server::run_reactors(const io::SocketAddress& address, const std::vector<in
     }
     struct Args {
         Server* server;
-        io::SocketAddress address;
         const std::vector<int>* fds;
+        std::vector<io::Listener>* tcp;
         std::atomic<std::uint16_t>* port;
         std::atomic<unsigned>* bound;
         unsigned threads;
         std::function<void(std::uint16_t)>* on_ready;
     };
-    Args args{this, address, &fds, &port, &bound, runtime.size(), &on_ready};
+    Args args{this, &fds, &tcp, &port, &bound, runtime.size(), &on_ready};
     try {
         runtime.run([&args](io::Reactor&, unsigned index) -> runtime::Task<> {
             return [](Args a, unsigned idx) -> runtime::Task<> {
@@ -2555,22 +2580,8 @@ void Server::run_reactors(const io::SocketAddress& address, const std::vector<in
                     co_await a.server->serve(std::span<io::Listener>(listeners));
                     co_return;
                 }
-                // With port 0, reactor 0 picks the port and the others join it.
-                while (idx != 0 && a.port->load() == 0) {
-                    co_await io::sleep_for(milliseconds(1));
-                }
-                io::SocketAddress where = a.address;
-                auto* v4 = reinterpret_cast<sockaddr_in*>(&where.storage); // NOLINT: sockaddr API
-                auto* v6 = reinterpret_cast<sockaddr_in6*>(&where.storage); // NOLINT: sockaddr API
-                if (where.family() == AF_INET) {
-                    v4->sin_port = htons(a.port->load());
-                } else {
-                    v6->sin6_port = htons(a.port->load());
-                }
-                auto listener = io::Listener::bind(where);
-                if (idx == 0) {
-                    a.port->store(listener.local_address().port());
-                }
+                // This reactor's listener, bound above (each reactor takes only its own slot).
+                io::Listener listener = std::move((*a.tcp)[idx]);
                 if (a.bound->fetch_add(1) + 1 == a.threads && *a.on_ready) {
                     (*a.on_ready)(a.port->load());
                 }

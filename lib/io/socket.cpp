@@ -133,6 +133,14 @@ std::uint16_t SocketAddress::port() const noexcept {
     return 0;
 }
 
+void SocketAddress::set_port(std::uint16_t port) noexcept {
+    if (storage.ss_family == AF_INET) {
+        reinterpret_cast<sockaddr_in*>(&storage)->sin_port = htons(port); // NOLINT
+    } else if (storage.ss_family == AF_INET6) {
+        reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port = htons(port); // NOLINT
+    }
+}
+
 std::string SocketAddress::to_string() const {
     char buf[INET6_ADDRSTRLEN] = {};
     if (storage.ss_family == AF_INET) {
@@ -314,10 +322,46 @@ void remove_stale_unix_socket(const SocketAddress& address) {
 
 } // namespace
 
+namespace {
+
+/// ListenOptions::exclusive: bind a plain socket (SO_REUSEADDR only, so TIME_WAIT leftovers do
+/// not count; no SO_REUSEPORT and never listening, so no client can land in it) and close it.
+/// Returns the port it got: the address's own, or the kernel's pick for port 0.
+std::uint16_t probe_exclusive(const SocketAddress& address) {
+    const int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        throw std::system_error(errno, std::generic_category(), "socket()");
+    }
+    const int one = 1;
+    (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, address.data(), address.length) != 0) {
+        const int err = errno;
+        ::close(fd);
+        std::string what = fmt::format("bind {}", address.to_string());
+        if (err == EADDRINUSE) {
+            what += " (another socket listens on this port)";
+        }
+        throw std::system_error(err, std::generic_category(), what);
+    }
+    SocketAddress got;
+    got.length = sizeof got.storage;
+    const bool named = ::getsockname(fd, reinterpret_cast<sockaddr*>(&got.storage), &got.length) == 0; // NOLINT
+    ::close(fd);
+    return named ? got.port() : address.port();
+}
+
+} // namespace
+
 Listener Listener::bind(const SocketAddress& address, ListenOptions options) {
     const bool unix_socket = address.is_unix();
     if (unix_socket && options.remove_stale_unix_socket) {
         remove_stale_unix_socket(address);
+    }
+    if (!unix_socket && options.exclusive) {
+        SocketAddress where = address;
+        where.set_port(probe_exclusive(address));
+        options.exclusive = false;
+        return bind(where, options);
     }
     const int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {

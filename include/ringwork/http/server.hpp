@@ -273,6 +273,11 @@ struct ServerOptions {
     unsigned buffer_count = 1024;           ///< provided receive buffers per reactor (power of two, [1, 32768])
     /// The hijack handler owns the hijacked socket: the server does not close it.
     bool keep_hijacked_conns = false;
+    /// TCP listen_and_serve(): let other processes of this user bind the same port (all
+    /// listeners use SO_REUSEPORT, so the kernel then spreads connections over both; used for a
+    /// restart without a refused connection, see docs/deployment.md). Off: a port that another
+    /// socket already listens on fails with EADDRINUSE, as most servers do.
+    bool share_port = false;
 
     void validate() const;
 };

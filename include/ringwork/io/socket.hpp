@@ -41,6 +41,8 @@ struct SocketAddress {
     /// "SocketAddress::unix_path" for an empty path, a NUL byte, or more than 107 bytes.
     static SocketAddress unix_path(std::string_view path);
     [[nodiscard]] std::uint16_t port() const noexcept;
+    /// Set the port of an IPv4/IPv6 address (a Unix-domain address is left as it is).
+    void set_port(std::uint16_t port) noexcept;
     [[nodiscard]] int family() const noexcept { return storage.ss_family; }
     [[nodiscard]] bool is_unix() const noexcept { return storage.ss_family == AF_UNIX; }
     /// The path of a Unix-domain address ("@name" for an abstract one), else empty.
@@ -261,6 +263,11 @@ struct ListenOptions {
     /// removed before binding. A file that is not a socket, or a socket a live server
     /// accepts on, is never removed: bind fails instead.
     bool remove_stale_unix_socket = true;
+    /// TCP: before binding, check with a plain bind (no SO_REUSEPORT, nothing listening) that
+    /// no other socket holds the port, so a second server on a busy port fails with
+    /// EADDRINUSE instead of silently sharing its connections (SO_REUSEPORT). Only for the
+    /// first of several listeners on one port: the others would find it.
+    bool exclusive = false;
 };
 
 /// \brief A listening TCP socket with a multishot accept (one-shot re-armed as fallback).

@@ -741,6 +741,55 @@ private:
 } // namespace
 
 TEST_SUITE("server listeners") {
+    TEST_CASE("a busy TCP port fails listen_and_serve before any reactor starts; share_port joins it") {
+        using ringwork::io::SocketAddress;
+        // Someone else's plain listening socket.
+        const int other = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(other >= 0);
+        const SocketAddress any = SocketAddress::loopback(0);
+        REQUIRE(::bind(other, any.data(), any.length) == 0);
+        REQUIRE(::listen(other, 16) == 0);
+        sockaddr_in got{};
+        socklen_t len = sizeof got;
+        REQUIRE(::getsockname(other, reinterpret_cast<sockaddr*>(&got), &len) == 0); // NOLINT
+        const std::uint16_t busy = ntohs(got.sin_port);
+        bool ready = false;
+        {
+            Server s;
+            CHECK_THROWS_WITH_AS(s.listen_and_serve(SocketAddress::loopback(busy), 2, [&](std::uint16_t) { ready = true; }),
+                                 doctest::Contains("another socket listens on this port"), std::system_error);
+        }
+        CHECK_FALSE(ready);
+        ::close(other);
+
+        // A ringwork server on a port: a second one is refused unless it asks to share.
+        test::RunningServer first(ServerOptions{}, [](Exchange& x) { x.response.set_body("first"); });
+        const std::uint16_t port = first.port.load();
+        {
+            Server refused;
+            CHECK_THROWS_WITH_AS(refused.listen_and_serve(SocketAddress::loopback(port), 1),
+                                 doctest::Contains("Address already in use"), std::system_error);
+        }
+        ServerOptions o;
+        o.share_port = true;
+        Server shared(o);
+        shared.set_handler([](Exchange& x) { x.response.set_body("second"); });
+        std::atomic<std::uint16_t> shared_port{0};
+        std::thread t([&] {
+            shared.listen_and_serve(SocketAddress::loopback(port), 1, [&](std::uint16_t p) { shared_port.store(p); });
+        });
+        CHECK(test::eventually([&] { return shared_port.load() != 0; }));
+        CHECK(shared_port.load() == port);
+        // The first still serves its connections (the kernel spreads new ones over both).
+        const int fd = test::connect_blocking(port, 3000);
+        REQUIRE(fd >= 0);
+        const std::string body = body_of(get(fd, "/x"));
+        CHECK((body == "first" || body == "second"));
+        ::close(fd);
+        shared.shutdown();
+        t.join();
+    }
+
     TEST_CASE("listen_and_serve on a Unix socket path: two reactors share one socket; the file goes at the end") {
         const std::string path = unique_socket_path("serve");
         ::unlink(path.c_str());

@@ -31,6 +31,14 @@ void ServerOptions::validate() const {
     auto fail = [](std::string_view field, std::string_view why) {
         throw std::invalid_argument(fmt::format("ServerOptions.{}: {}", field, why));
     };
+    // fasthttp reads 0 as "the default" for these two; here it would refuse every connection
+    // or every body, so it is an error rather than a surprise.
+    if (concurrency == 0) {
+        fail("concurrency", "must be at least 1 (fasthttp's 0 means its default, 256 Ki: leave ringwork's)");
+    }
+    if (max_request_body_size == 0) {
+        fail("max_request_body_size", "0 would refuse every request body (fasthttp's 0 means its default, 4 MiB)");
+    }
     if (max_request_line < 16) {
         fail("max_request_line", "must be at least 16 bytes");
     }

@@ -7,6 +7,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -148,6 +150,15 @@ App::App(AppOptions options) : Routes(this, 0), options_(std::move(options)), se
     }
     if (options_.multipart_max_parts == 0) {
         throw std::invalid_argument("AppOptions.multipart_max_parts must be at least 1");
+    }
+    // Checked now rather than at the first upload (a 500 then, for every file).
+    struct stat dir {};
+    if (::stat(options_.multipart_temp_dir.c_str(), &dir) != 0 || !S_ISDIR(dir.st_mode) ||
+        ::access(options_.multipart_temp_dir.c_str(), W_OK | X_OK) != 0) {
+        const int err = errno;
+        throw std::invalid_argument(fmt::format("AppOptions.multipart_temp_dir: '{}' is not a writable directory{}",
+                                                options_.multipart_temp_dir,
+                                                S_ISDIR(dir.st_mode) || err == 0 ? "" : fmt::format(" ({})", std::strerror(err))));
     }
 }
 

@@ -1023,6 +1023,9 @@ runtime::Task<> deadline(Context& c, std::chrono::milliseconds limit, runtime::S
 } // namespace
 
 Timeout timeout(std::chrono::milliseconds limit) {
+    if (limit.count() <= 0) {
+        throw std::invalid_argument(fmt::format("mw::timeout: the limit must be positive, got {} ms", limit.count()));
+    }
     return Timeout(limit);
 }
 

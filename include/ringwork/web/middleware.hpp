@@ -352,6 +352,7 @@ private:
 ///    worker stays busy until then (it counts towards Concurrency).
 /// If a streamed response's head is already out, the connection is closed without the last
 /// chunk. Timer resolution is 1 ms (the reactor's timer wheel).
+/// A `limit` of zero or less throws std::invalid_argument (leave the middleware out instead).
 Timeout timeout(std::chrono::milliseconds limit);
 
 // --- health ----------------------------------------------------------------------------------

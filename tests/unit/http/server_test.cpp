@@ -198,6 +198,13 @@ TEST_SUITE("server") {
         ServerOptions p;
         p.name = "bad\r\nname";
         CHECK_THROWS_WITH_AS(Server{p}, doctest::Contains("ServerOptions.name"), std::invalid_argument);
+        // fasthttp's "0 = default" would refuse every connection / every body here: an error.
+        ServerOptions c;
+        c.concurrency = 0;
+        CHECK_THROWS_WITH_AS(Server{c}, doctest::Contains("ServerOptions.concurrency"), std::invalid_argument);
+        ServerOptions b;
+        b.max_request_body_size = 0;
+        CHECK_THROWS_WITH_AS(Server{b}, doctest::Contains("ServerOptions.max_request_body_size"), std::invalid_argument);
     }
 }
 

@@ -3,6 +3,7 @@
 // boundary, automatic OPTIONS / 405 / trailing-slash answers, locals, streaming, client IP.
 #include <ringwork/io/timer.hpp>
 #include <ringwork/web/app.hpp>
+#include <ringwork/web/middleware.hpp>
 #include <ringwork/web/testing.hpp>
 
 #include "helpers.hpp"
@@ -352,6 +353,16 @@ TEST_CASE("registration errors: conflicts name both routes, nothing after freeze
     CHECK_THROWS_AS(App{bad}, std::invalid_argument);
     bad.trusted_proxies = {"not-an-ip"};
     CHECK_THROWS_WITH_AS(App{bad}, doctest::Contains("trusted_proxies"), std::invalid_argument);
+    // The upload directory is checked when the App is built, not at the first upload.
+    ringwork::web::AppOptions no_dir;
+    no_dir.multipart_temp_dir = "/nonexistent-ringwork-dir";
+    CHECK_THROWS_WITH_AS(App{no_dir}, doctest::Contains("AppOptions.multipart_temp_dir: '/nonexistent-ringwork-dir'"),
+                         std::invalid_argument);
+    no_dir.multipart_temp_dir = "/etc/hostname"; // a file
+    CHECK_THROWS_WITH_AS(App{no_dir}, doctest::Contains("is not a writable directory"), std::invalid_argument);
+    // A deadline must be positive (0 used to mean none, silently).
+    CHECK_THROWS_WITH_AS(ringwork::web::mw::timeout(0ms), doctest::Contains("mw::timeout"), std::invalid_argument);
+    CHECK_THROWS_AS(ringwork::web::mw::timeout(-5ms), std::invalid_argument);
 }
 
 TEST_CASE("per-request locals are typed, replaced by key and destroyed with the request") {

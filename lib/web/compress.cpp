@@ -280,7 +280,39 @@ Compress::Compress(CompressOptions options) : options_(std::move(options)) {
     }
 }
 
+bool Compress::eligible(std::string_view content_type, std::string_view cache_control) const noexcept {
+    if (list_contains(cache_control, "no-transform") || !compressible_type(content_type)) {
+        return false;
+    }
+    const std::string_view media = media_type(content_type);
+    for (const std::string& skip : options_.skip_types) {
+        const std::string_view s(skip);
+        if (iequals(media, s) || (s.ends_with("/*") && istarts_with(media, s.substr(0, s.size() - 1)))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool Compress::would_compress(std::string_view content_type, std::uint64_t size,
+                              std::string_view cache_control) const noexcept {
+    return size >= options_.min_size && size <= options_.max_size && size != 0 && eligible(content_type, cache_control);
+}
+
+const Compress* Compress::pending_for(const Context& c) noexcept {
+    const Compress* const* self = c.local<const Compress*>(kLocalKey);
+    return self != nullptr ? *self : nullptr;
+}
+
 runtime::Task<> Compress::operator()(Context& c, Next next) const {
+    const bool gzip_ok = accepts_gzip(c.header("Accept-Encoding"));
+    if (gzip_ok && !c.header("Range").empty()) {
+        // A range applies to the representation the request selects, and that is the gzip
+        // one if we are going to compress it: ranges over the identity bytes spliced onto a
+        // gzip download corrupt it. Handlers that can tell (send_file) ask pending_for() and
+        // answer the whole representation instead (what nginx does).
+        c.emplace_local<const Compress*>(kLocalKey, this);
+    }
     auto rest = next();
     co_await rest;
 
@@ -289,30 +321,36 @@ runtime::Task<> Compress::operator()(Context& c, Next next) const {
     }
     http::Response& res = c.response();
     const int status = res.status();
-    if (status < 200 || status == 204 || status == 206 || status == 304) {
+    if (status == 304 || status == 206) {
+        // No body to compress, but the headers the 200 would carry (RFC 9110 §15.4.5: a 304
+        // sends Vary and ETag as the 200 would; §15.3.7: so does a 206).
+        if (res.header("Content-Encoding").empty() && eligible(res.header("Content-Type"), res.header("Cache-Control"))) {
+            add_vary_accept_encoding(res);
+        }
+        const std::string_view etag = res.header("ETag");
+        if (status == 304 && gzip_ok && !etag.empty() && !etag.starts_with("W/")) {
+            // The client proved it holds our gzip form, whose tag is the weak one: the 304
+            // names what it stands for.
+            std::string weak("W/");
+            weak.append(etag);
+            if (c.header("If-None-Match").find(weak) != std::string_view::npos) {
+                res.set_header("ETag", weak);
+            }
+        }
+        co_return;
+    }
+    if (status < 200 || status == 204) {
         co_return;
     }
     const std::string_view body = res.body();
     if (body.size() < options_.min_size || body.size() > options_.max_size || body.empty()) {
         co_return;
     }
-    if (!res.header("Content-Encoding").empty() || list_contains(res.header("Cache-Control"), "no-transform")) {
+    if (!res.header("Content-Encoding").empty() || !eligible(res.header("Content-Type"), res.header("Cache-Control"))) {
         co_return;
-    }
-    const std::string_view type = res.header("Content-Type");
-    if (!compressible_type(type)) {
-        co_return;
-    }
-    const std::string_view media = media_type(type);
-    for (const std::string& skip : options_.skip_types) {
-        const std::string_view s(skip);
-        if (iequals(media, s) ||
-            (s.ends_with("/*") && istarts_with(media, s.substr(0, s.size() - 1)))) {
-            co_return;
-        }
     }
     add_vary_accept_encoding(res);
-    if (!accepts_gzip(c.header("Accept-Encoding"))) {
+    if (!gzip_ok) {
         co_return;
     }
 
@@ -323,6 +361,7 @@ runtime::Task<> Compress::operator()(Context& c, Next next) const {
         res.set_body(scratch);
         res.set_header("Content-Encoding", "gzip");
         res.remove_header("Content-Length");
+        res.remove_header("Accept-Ranges"); // ranges of the gzip form are not served
         const std::string_view etag = res.header("ETag");
         if (!etag.empty() && !etag.starts_with("W/")) {
             std::string weak("W/");

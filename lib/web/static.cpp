@@ -5,6 +5,7 @@
 #include <ringwork/io/runtime.hpp>
 #include <ringwork/io/socket.hpp>
 #include <ringwork/web/app.hpp>
+#include <ringwork/web/compress.hpp>
 #include <ringwork/web/form.hpp>
 
 #include "http/chars.hpp"
@@ -600,7 +601,12 @@ runtime::Task<> serve_open_file(Context& c, UniqueFd fd, struct stat st, std::st
     std::uint64_t first = 0;
     std::uint64_t length = size;
     bool partial = false;
-    if (o.ranges && c.method() == http::Method::get) {
+    const std::string_view content_type = o.content_type.empty() ? mime_type(name_for_type) : o.content_type;
+    const Compress* const compress = Compress::pending_for(c);
+    // Whole file when compress will gzip it: the client's range is of the gzip form.
+    const bool gzipped_whole =
+        compress != nullptr && size <= o.small_file_limit && compress->would_compress(content_type, size, o.cache_control);
+    if (o.ranges && c.method() == http::Method::get && !gzipped_whole) {
         const std::string_view range = c.header("Range");
         if (!range.empty() && if_range_allows(c.header("If-Range"), st, etag)) {
             const RangeSpec spec = parse_range(range, size);
@@ -619,7 +625,7 @@ runtime::Task<> serve_open_file(Context& c, UniqueFd fd, struct stat st, std::st
     }
 
     res.set_status(partial ? 206 : 200);
-    res.set_header("Content-Type", o.content_type.empty() ? mime_type(name_for_type) : o.content_type);
+    res.set_header("Content-Type", content_type);
     common_validators();
     if (o.ranges) {
         res.set_header("Accept-Ranges", "bytes");

@@ -40,7 +40,19 @@ public:
     explicit Compress(CompressOptions options);
     runtime::Task<> operator()(Context& c, Next next) const;
 
+    /// \brief Whether a buffered 200 of `size` bytes, `content_type` and `cache_control` would
+    /// be gzipped for a client that accepts gzip.
+    [[nodiscard]] bool would_compress(std::string_view content_type, std::uint64_t size,
+                                      std::string_view cache_control) const noexcept;
+    /// \brief The compress middleware around this request when the request accepts gzip and
+    /// asks for a Range, else nullptr. A handler that serves ranges (send_file) answers the
+    /// whole representation when would_compress() says it will be gzipped: a range of the
+    /// identity bytes is not a range of the representation the client selected.
+    [[nodiscard]] static const Compress* pending_for(const Context& c) noexcept;
+
 private:
+    static constexpr std::string_view kLocalKey = "ringwork.compress";
+    [[nodiscard]] bool eligible(std::string_view content_type, std::string_view cache_control) const noexcept;
     CompressOptions options_;
 };
 

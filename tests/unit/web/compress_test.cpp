@@ -341,7 +341,7 @@ TEST_CASE("HEAD gets the same encoding and length as GET") {
     CHECK(head.header("Content-Length") == get.header("Content-Length"));
 }
 
-TEST_CASE("static files are compressed; 304 and 206 are not") {
+TEST_CASE("static files are compressed; a 304 or 206 carries the 200's Vary; a range of a gzipped file is the whole") {
     std::string tmpl = (fs::temp_directory_path() / "ringwork-compress-XXXXXX").string();
     REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
     const fs::path dir = tmpl;
@@ -359,16 +359,49 @@ TEST_CASE("static files are compressed; 304 and 206 are not") {
         const TestResponse r = client.get("/site.css", kGzip);
         expect_gzip(r, css);
         CHECK(r.header("Content-Type") == "text/css; charset=utf-8");
+        CHECK_FALSE(r.has_header("Accept-Ranges")); // no ranges of the gzip form
         const std::string etag(r.header("ETag"));
         CHECK(etag.starts_with("W/"));
+        // 304: no body, but Vary as the 200 (RFC 9110 15.4.5: a cache keys on it).
         const TestResponse nm = client.get("/site.css", {{"Accept-Encoding", "gzip"}, {"If-None-Match", etag}});
         CHECK(nm.status == 304);
         CHECK(nm.body.empty());
-        const TestResponse part = client.get("/site.css", {{"Accept-Encoding", "gzip"}, {"Range", "bytes=0-9"}});
+        CHECK(nm.header("Vary") == "Accept-Encoding");
+        CHECK(nm.header("ETag") == etag);
+        // A gzip client's range is of the gzip form, which we do not cut: the whole, gzipped
+        // (resuming with identity bytes spliced onto gzip ones corrupted the download).
+        const std::string last_modified(r.header("Last-Modified"));
+        for (const auto& extra : {std::pair<std::string, std::string>{"X-None", ""},
+                                  std::pair<std::string, std::string>{"If-Range", last_modified}}) {
+            std::vector<std::pair<std::string, std::string>> h = {{"Accept-Encoding", "gzip"}, {"Range", "bytes=300-"}};
+            if (!extra.second.empty()) {
+                h.push_back(extra);
+            }
+            const TestResponse whole = client.get("/site.css", h);
+            CHECK(whole.status == 200);
+            expect_gzip(whole, css);
+            CHECK_FALSE(whole.has_header("Content-Range"));
+        }
+        // Without gzip the range is served, and carries the 200's Vary too (RFC 9110 15.3.7).
+        const TestResponse part = client.get("/site.css", {{"Range", "bytes=0-9"}});
         CHECK(part.status == 206);
         CHECK(part.body == css.substr(0, 10));
         CHECK_FALSE(part.has_header("Content-Encoding"));
+        CHECK(part.header("Vary") == "Accept-Encoding");
+        // A type compress never gzips keeps its ranges for a gzip client, and no Vary.
+        const TestResponse png = client.get("/logo.png", {{"Accept-Encoding", "gzip"}, {"Range", "bytes=0-9"}});
+        CHECK(png.status == 206);
+        CHECK_FALSE(png.has_header("Vary"));
         CHECK_FALSE(client.get("/logo.png", kGzip).has_header("Content-Encoding"));
+    }
+    {
+        // Without the compress middleware ranges work for a gzip client as before.
+        web::App app;
+        app.use(web::mw::static_files(dir.string()));
+        TestClient client(app);
+        const TestResponse part = client.get("/site.css", {{"Accept-Encoding", "gzip"}, {"Range", "bytes=0-9"}});
+        CHECK(part.status == 206);
+        CHECK(part.body == css.substr(0, 10));
     }
     std::error_code ec;
     fs::remove_all(dir, ec);
@@ -455,6 +488,13 @@ TEST_CASE("compress outside etag: the tag of the identity body, weakened when gz
     const TestResponse nm = client.get("/t", {{"Accept-Encoding", "gzip"}, {"If-None-Match", std::string(gz.header("ETag"))}});
     CHECK(nm.status == 304);
     CHECK(nm.body.empty());
+    // The 304 names the form the client holds (the weak gzip tag), and carries Vary.
+    CHECK(nm.header("ETag") == "W/" + strong);
+    CHECK(nm.header("Vary") == "Accept-Encoding");
+    // A client holding the identity form gets the strong tag back.
+    const TestResponse nm_identity = client.get("/t", {{"If-None-Match", strong}});
+    CHECK(nm_identity.status == 304);
+    CHECK(nm_identity.header("ETag") == strong);
 }
 
 } // TEST_SUITE

@@ -20,7 +20,7 @@ def main() -> int:
                 continue
             count += 1
             with tempfile.NamedTemporaryFile("w", suffix=".cpp", delete=False) as f:
-                f.write('#include <fmt/format.h>\n' + block)
+                f.write(block) # as a reader copies it: every include it needs is in it
                 path = f.name
             cmd = cxx + ["-std=c++20", "-fsyntax-only", "-Wall", "-Wextra", "-Werror",
                          f"-I{root / 'include'}", path]

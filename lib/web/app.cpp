@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -270,14 +271,45 @@ void App::install(http::Server& server) {
     server.set_handler([this](http::Exchange& x) { return dispatch(x); });
 }
 
+namespace {
+
+/// Why `text` (already refused by SocketAddress::parse) is not a listen address.
+std::string listen_address_problem(std::string_view text) {
+    if (text.find("://") != std::string_view::npos) {
+        return "write host:port without a scheme, e.g. '127.0.0.1:8080'";
+    }
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+        return fmt::format("no port: write host:port, e.g. '0.0.0.0:{0}' (all interfaces) or '127.0.0.1:{0}'", text);
+    }
+    const std::string_view port = text.substr(colon + 1);
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (port.empty() || ec != std::errc{} || end != port.data() + port.size() || value > 65535) {
+        return fmt::format("the port '{}' is not a number in [0, 65535]", port);
+    }
+    std::string_view host = text.substr(0, colon);
+    if (host.starts_with('[') && host.ends_with(']')) {
+        host = host.substr(1, host.size() - 2);
+    }
+    return fmt::format("'{}' is not an IP address (host names other than localhost are not resolved; IPv6 goes in "
+                       "brackets: '[::1]:8080')",
+                       host);
+}
+
+} // namespace
+
 void App::listen(std::string_view address, unsigned threads, std::function<void(std::uint16_t)> on_ready) {
     std::string text(address);
     if (!text.empty() && text.front() == ':') {
         text = "0.0.0.0" + text;
+    } else if (text.starts_with("localhost:")) {
+        text = "127.0.0.1" + text.substr(9); // the habit from other frameworks; IPv4 loopback
     }
     auto parsed = io::SocketAddress::parse(text);
     if (!parsed) {
-        throw std::invalid_argument(fmt::format("ringwork: listen address '{}' is not host:port", address));
+        throw std::invalid_argument(
+            fmt::format("ringwork: listen address '{}': {}", address, listen_address_problem(address)));
     }
     install(server_);
     server_.listen_and_serve(*parsed, threads, std::move(on_ready));

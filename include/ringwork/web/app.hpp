@@ -174,8 +174,11 @@ public:
     }
 
     /// \brief Serve on `address` ("127.0.0.1:8080", ":8080" for every IPv4 interface,
-    /// "[::1]:8080") with `threads` reactors (0: one per CPU) until shutdown() or
-    /// SIGINT/SIGTERM. `on_ready(port)` runs once listening (port 0 picks a free port).
+    /// "localhost:8080" for 127.0.0.1, "[::1]:8080"; other host names are not resolved) with
+    /// `threads` reactors (0: one per CPU) until shutdown() or SIGINT/SIGTERM. `on_ready(port)`
+    /// runs once listening (port 0 picks a free port). A malformed address throws
+    /// std::invalid_argument saying what is wrong; a port another socket listens on throws
+    /// std::system_error (EADDRINUSE) before any thread starts (see ServerOptions::share_port).
     void listen(std::string_view address, unsigned threads = 0, std::function<void(std::uint16_t)> on_ready = {});
     /// \brief listen(":port").
     void listen(std::uint16_t port, unsigned threads = 0) { listen(":" + std::to_string(port), threads); }

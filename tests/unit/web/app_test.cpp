@@ -407,6 +407,36 @@ TEST_CASE("server-sent events stream through the test client") {
     CHECK(chunks[2] == "id: 3\nevent: tick\ndata: 3\n\n");
 }
 
+TEST_CASE("listen: a bad address says what is wrong with it; localhost is the IPv4 loopback") {
+    const auto problem = [](std::string_view address) {
+        App app;
+        try {
+            app.listen(address, 1);
+        } catch (const std::invalid_argument& e) {
+            return std::string(e.what());
+        }
+        return std::string("<no error>");
+    };
+    CHECK(problem("http://127.0.0.1:8080").find("without a scheme") != std::string::npos);
+    CHECK(problem("19320").find("no port: write host:port, e.g. '0.0.0.0:19320'") != std::string::npos);
+    CHECK(problem("127.0.0.1:99999").find("the port '99999' is not a number in [0, 65535]") != std::string::npos);
+    CHECK(problem("127.0.0.1:http").find("the port 'http'") != std::string::npos);
+    CHECK(problem("example.com:80").find("'example.com' is not an IP address") != std::string::npos);
+    CHECK(problem("::1:80").find("IPv6 goes in brackets") != std::string::npos);
+
+    App app;
+    app.get("/", [](Context& c) { c.text("local"); });
+    std::atomic<std::uint16_t> port{0};
+    std::thread t([&] { app.listen("localhost:0", 1, [&](std::uint16_t p) { port = p; }); });
+    REQUIRE(test::eventually([&] { return port.load() != 0; }));
+    const int fd = test::connect_blocking(port.load());
+    REQUIRE(test::write_all(fd, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    CHECK(test::read_to_eof(fd).ends_with("local"));
+    ::close(fd);
+    app.shutdown();
+    t.join();
+}
+
 TEST_CASE("client IP: the peer, or X-Forwarded-For / X-Real-IP from a trusted proxy") {
     auto run = [](std::vector<std::string> proxies, std::string extra_headers) {
         ringwork::web::AppOptions o;

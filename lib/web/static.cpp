@@ -17,6 +17,7 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -561,12 +562,25 @@ bool if_range_allows(std::string_view if_range, const struct stat& st, std::stri
     return date && *date == st.st_mtim.tv_sec;
 }
 
+/// The mtime as Last-Modified may state it: RFC 9110 §8.8.2.1 forbids a Last-Modified later
+/// than the message's Date (a file touched into the future) and says to use the Date instead.
+/// Read from the clock the server's Date line comes from (CLOCK_REALTIME_COARSE, see
+/// http::detail::DateCache), which formats it after the handler: never an earlier second.
+timespec last_modified_time(timespec mtime) noexcept {
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    return mtime.tv_sec > now.tv_sec ? timespec{now.tv_sec, 0} : mtime;
+}
+
 /// Answer with the open regular file `fd` (stat `st`), typed after `name_for_type`.
 /// `o` and the string behind `name_for_type` must outlive the task (the caller awaits it).
 runtime::Task<> serve_open_file(Context& c, UniqueFd fd, struct stat st, std::string_view name_for_type,
                                 const FileOptions& o) {
     std::array<char, 48> etag_storage{};
     const std::string_view etag = o.etag ? weak_etag(st, etag_storage) : std::string_view{};
+    // From here on st_mtim is the Last-Modified time, which the date preconditions and
+    // If-Range compare with; the weak ETag above keeps the true mtime.
+    st.st_mtim = last_modified_time(st.st_mtim);
     std::array<char, 29> date{};
     format_date_into(st.st_mtim.tv_sec, date);
     const std::string_view last_modified(date.data(), date.size());

@@ -26,7 +26,8 @@ struct FileOptions {
     std::string content_type{};
     /// Send a weak ETag `W/"<size>-<mtime ns>"` (hex) and honour If-None-Match with it.
     bool etag = true;
-    /// Send Last-Modified and honour If-Modified-Since / If-Unmodified-Since.
+    /// Send Last-Modified and honour If-Modified-Since / If-Unmodified-Since. An mtime in the
+    /// future is sent (and compared) as the response's Date (RFC 9110 §8.8.2.1).
     bool last_modified = true;
     /// Send `Accept-Ranges: bytes` and answer single-range requests with 206.
     bool ranges = true;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -96,6 +97,14 @@ std::string random_bytes(std::size_t n, std::uint32_t seed) {
         ch = static_cast<char>(rng() & 0xFFU);
     }
     return s;
+}
+
+/// The weak ETag send_file gives a file of `size` bytes modified at `mtime` (whole seconds).
+std::string fmt_etag(std::uint64_t size, std::time_t mtime) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "W/\"%llx-%llx\"", static_cast<unsigned long long>(size),
+                  static_cast<unsigned long long>(mtime) * 1000000000ULL);
+    return buf;
 }
 
 std::string digits(std::size_t n) {
@@ -356,6 +365,40 @@ TEST_CASE("conditional GET: If-None-Match and If-Modified-Since answer 304") {
         CHECK(client.get("/p", {{"If-Unmodified-Since", web::format_http_date(kMtime - 10)}}).status == 412);
         CHECK(client.get("/p", {{"If-Unmodified-Since", std::string(kMtimeText)}}).status == 200);
     }
+}
+
+TEST_CASE("an mtime in the future: Last-Modified is the response's Date, the ETag keeps the mtime") {
+    TempTree t;
+    t.write("root/future.txt", "later");
+    const std::time_t future = std::time(nullptr) + 10L * 365 * 24 * 3600;
+    const timespec times[2] = {{future, 0}, {future, 0}};
+    REQUIRE(::utimensat(AT_FDCWD, t.path("root/future.txt").c_str(), times, 0) == 0);
+    web::App app;
+    app.get("/f", SendFile{t.path("root/future.txt"), {}});
+    TestClient client(app);
+
+    const TestResponse r = client.get("/f");
+    CHECK(r.status == 200);
+    const auto last_modified = web::parse_http_date(r.header("Last-Modified"));
+    const auto date = web::parse_http_date(r.header("Date"));
+    REQUIRE(last_modified.has_value());
+    REQUIRE(date.has_value());
+    CHECK(*last_modified <= *date); // RFC 9110 §8.8.2.1
+    CHECK(*last_modified >= *date - 5);
+    // The weak ETag is still size-mtime, with the true (future) mtime.
+    CHECK(r.header("ETag") == fmt_etag(5, future));
+
+    // The date preconditions compare with the Last-Modified the client was given: a date at
+    // or after it is "not modified since", and the file is "unmodified since" it.
+    const std::string now_text(r.header("Date"));
+    CHECK(client.get("/f", {{"If-Modified-Since", now_text}}).status == 304);
+    CHECK(client.get("/f", {{"If-Unmodified-Since", now_text}}).status == 200);
+    CHECK(client.get("/f", {{"If-Unmodified-Since", web::format_http_date(kMtime)}}).status == 412);
+    CHECK(client.get("/f", {{"If-Modified-Since", web::format_http_date(kMtime)}}).status == 200);
+    // An If-Range with the file's future mtime is not the Last-Modified we sent: the whole file.
+    const TestResponse whole = client.get("/f", {{"Range", "bytes=0-1"}, {"If-Range", web::format_http_date(future)}});
+    CHECK(whole.status == 200);
+    CHECK(whole.body == "later");
 }
 
 TEST_CASE("ranges: first, last, suffix, open-ended, beyond the end, invalid, several") {

@@ -4,10 +4,13 @@
 #include <ringwork/web/context.hpp>
 #include <ringwork/web/form.hpp>
 
+#include "http/chars.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -61,6 +64,120 @@ bool is_json_type(std::string_view type) noexcept {
 }
 
 using web::detail::trim_ows;
+
+/// The next element of a `separator`-separated list (',' between Accept elements, ';' between
+/// parameters); a separator inside a quoted-string is data. `list` keeps what follows.
+std::string_view next_list_item(std::string_view& list, char separator) noexcept {
+    bool quoted = false;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        const char ch = list[i];
+        if (quoted) {
+            if (ch == '\\') {
+                ++i; // quoted-pair
+            } else if (ch == '"') {
+                quoted = false;
+            }
+        } else if (ch == '"') {
+            quoted = true;
+        } else if (ch == separator) {
+            const std::string_view item = list.substr(0, i);
+            list.remove_prefix(i + 1);
+            return item;
+        }
+    }
+    const std::string_view item = list;
+    list = {};
+    return item;
+}
+
+bool is_token(std::string_view s) noexcept {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char ch) {
+        return http::detail::is_tchar(static_cast<unsigned char>(ch));
+    });
+}
+
+std::string_view unquoted(std::string_view s) noexcept {
+    return s.size() >= 2 && s.front() == '"' && s.back() == '"' ? s.substr(1, s.size() - 2) : s;
+}
+
+/// A qvalue (RFC 9110 §12.4.2: "0" [ "." 0*3DIGIT ] / "1" [ "." 0*3("0") ]) in thousandths;
+/// -1 when malformed ("1.5", "0.0001", " 0", "").
+int parse_qvalue(std::string_view s) noexcept {
+    if (s.empty() || s.size() > 5 || (s[0] != '0' && s[0] != '1') || (s.size() > 1 && s[1] != '.')) {
+        return -1;
+    }
+    int q = (s[0] - '0') * 1000;
+    int scale = 100;
+    for (std::size_t i = 2; i < s.size(); ++i, scale /= 10) {
+        if (!http::detail::is_digit(static_cast<unsigned char>(s[i]))) {
+            return -1;
+        }
+        q += (s[i] - '0') * scale;
+    }
+    return q > 1000 ? -1 : q;
+}
+
+/// Whether the parameters `params` (`a=1; b="2"`) hold `name` with `value` (both compared
+/// case-insensitively, quotes ignored).
+bool has_param(std::string_view params, std::string_view name, std::string_view value) noexcept {
+    while (!params.empty()) {
+        const std::string_view param = trim_ows(next_list_item(params, ';'));
+        const auto eq = param.find('=');
+        if (eq != std::string_view::npos && http::iequals(param.substr(0, eq), name) &&
+            http::iequals(unquoted(param.substr(eq + 1)), unquoted(value))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/// How one Accept element applies to a media type: `specificity` -1 when it does not (or is
+/// malformed), else 0 for */*, 1 for type/*, 2 for type/subtype, plus one per parameter.
+struct RangeMatch {
+    int specificity = -1;
+    int q = 0;
+};
+
+/// The element `element` (`media-range *( OWS ";" OWS parameter ) [ weight ]`) against the
+/// media type `major`/`minor` with parameters `type_params`. A range with parameters applies
+/// only to a type that has them all (RFC 9110 §12.5.1: `text/plain;format=flowed` says nothing
+/// about plain `text/plain`). An element with a malformed range, parameter or weight
+/// (`q=2`, `q =0`) is ignored, as if absent.
+RangeMatch match_media_range(std::string_view element, std::string_view major, std::string_view minor,
+                             std::string_view type_params) noexcept {
+    const std::string_view range = trim_ows(next_list_item(element, ';'));
+    const auto slash = range.find('/');
+    if (slash == std::string_view::npos) {
+        return {};
+    }
+    const std::string_view r_major = range.substr(0, slash);
+    const std::string_view r_minor = range.substr(slash + 1);
+    if (!is_token(r_major) || !is_token(r_minor) || (r_major == "*" && r_minor != "*")) {
+        return {};
+    }
+    int specificity = r_major == "*" ? 0 : (r_minor == "*" ? 1 : 2);
+    bool applies =
+        (r_major == "*" || http::iequals(r_major, major)) && (r_minor == "*" || http::iequals(r_minor, minor));
+    int q = 1000;
+    while (!element.empty()) {
+        const std::string_view param = trim_ows(next_list_item(element, ';'));
+        const auto eq = param.find('=');
+        if (eq == std::string_view::npos || !is_token(param.substr(0, eq)) || eq + 1 == param.size()) {
+            return {}; // "q", "q =0", "level=": malformed
+        }
+        const std::string_view name = param.substr(0, eq);
+        if (http::iequals(name, "q")) {
+            q = parse_qvalue(param.substr(eq + 1));
+            if (q < 0) {
+                return {};
+            }
+            break; // what follows the weight is an extension, not a media type parameter
+        }
+        ++specificity;
+        applies = applies && has_param(type_params, name, param.substr(eq + 1));
+    }
+    return applies ? RangeMatch{specificity, q} : RangeMatch{};
+}
 
 /// An IPv4 or IPv6 address in text form (IPv6 optionally in brackets), parsed without
 /// allocating; false for anything else.
@@ -121,33 +238,32 @@ nlohmann::json Context::json_body() const {
 }
 
 bool Context::accepts(std::string_view type) const noexcept {
-    std::string_view accept = x_->request.header("Accept");
-    if (accept.empty()) {
-        return true;
-    }
-    const auto slash = type.find('/');
-    const std::string_view major = type.substr(0, slash);
-    while (!accept.empty()) {
-        const auto comma = accept.find(',');
-        std::string_view item = trim_ows(accept.substr(0, comma));
-        accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
-        const auto semi = item.find(';');
-        const std::string_view media = trim_ows(item.substr(0, semi));
-        if (semi != std::string_view::npos) {
-            const std::string_view params = item.substr(semi);
-            if (params.find("q=0") != std::string_view::npos && params.find("q=0.") == std::string_view::npos) {
-                continue; // q=0: explicitly refused
+    std::string_view params = type;
+    const std::string_view media = trim_ows(next_list_item(params, ';'));
+    const auto slash = media.find('/');
+    const std::string_view major = media.substr(0, slash);
+    const std::string_view minor = slash == std::string_view::npos ? std::string_view{} : media.substr(slash + 1);
+    bool present = false;
+    int best = -1; // specificity of the most specific range that applies so far
+    int best_q = 0;
+    // Every Accept line: a second one continues the list (RFC 9110 §5.3).
+    for (const http::Header& h : x_->request.headers()) {
+        if (!http::iequals(h.name, "Accept") || trim_ows(h.value).empty()) {
+            continue;
+        }
+        present = true;
+        std::string_view list = h.value;
+        while (!list.empty()) {
+            const RangeMatch m = match_media_range(next_list_item(list, ','), major, minor, params);
+            if (m.specificity > best) {
+                best = m.specificity;
+                best_q = m.q;
+            } else if (m.specificity == best) {
+                best_q = std::max(best_q, m.q);
             }
         }
-        if (media == "*/*" || http::iequals(media, type)) {
-            return true;
-        }
-        if (media.size() == major.size() + 2 && http::iequals(media.substr(0, major.size()), major) &&
-            media.substr(major.size()) == "/*") {
-            return true;
-        }
     }
-    return false;
+    return !present || (best >= 0 && best_q > 0);
 }
 
 std::string_view Context::ip() {

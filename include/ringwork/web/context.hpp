@@ -188,7 +188,13 @@ public:
     /// their temporary file piece by piece (memory stays bounded by multipart_memory_limit per
     /// part), within AppOptions::multipart_max_body_size.
     runtime::Task<const MultipartForm&> read_multipart();
-    /// True when the client accepts `type` (Accept header; a missing header accepts anything).
+    /// True when the client accepts `type` ("application/json", parameters allowed) by its
+    /// Accept header (RFC 9110 §12.5.1; every Accept line counts): the most specific media
+    /// range that matches `type` decides (type/subtype with parameters, then type/subtype,
+    /// type/*, */*; equally specific ones: the highest q), and its q must be above 0, so
+    /// `application/json;q=0, */*` refuses JSON. A range with parameters matches only a `type`
+    /// that has them. An element whose range, parameters or q value is malformed (`q=2`,
+    /// `q =0`) is ignored as if absent. A missing or empty header accepts anything.
     [[nodiscard]] bool accepts(std::string_view type) const noexcept;
 
     // --- the response ----------------------------------------------------------------------

@@ -528,6 +528,79 @@ TEST_CASE("trailing-slash redirects never point at another host, and follow the 
     CHECK_FALSE(r.has_header("Location"));
 }
 
+TEST_CASE("accepts(): the most specific matching media range decides, by its q value") {
+    App app;
+    app.get("/accepts", [](Context& c) { c.text(c.accepts(c.header("X-Type")) ? "yes" : "no"); });
+    TestClient client(app);
+    const auto accepts = [&](std::vector<std::pair<std::string, std::string>> headers, const std::string& type) {
+        headers.emplace_back("X-Type", type);
+        const auto r = client.get("/accepts", std::move(headers));
+        REQUIRE(r.status == 200);
+        return r.body == "yes";
+    };
+    const auto with = [&](const std::string& accept, const std::string& type) {
+        return accepts({{"Accept", accept}}, type);
+    };
+    const std::string json = "application/json";
+
+    // No header, or an empty one: anything.
+    CHECK(accepts({}, json));
+    CHECK(with("", json));
+    // Plain matches and wildcards, case-insensitive.
+    CHECK(with("application/json", json));
+    CHECK(with("Application/JSON", json));
+    CHECK(with("text/html, application/json", json));
+    CHECK(with("*/*", json));
+    CHECK(with("application/*", json));
+    CHECK_FALSE(with("text/html", json));
+    CHECK_FALSE(with("text/*", json));
+    CHECK_FALSE(with("application/xml", json));
+    CHECK_FALSE(with("application/jsonx", json));
+    // q=0 in every spelling the grammar allows refuses; any q above 0 accepts.
+    for (const std::string zero : {"application/json;q=0", "application/json;q=0.0", "application/json;q=0.000",
+                                   "application/json; q=0.000", "application/json ;Q=0", "application/json\t;\tq=0."}) {
+        CAPTURE(zero);
+        CHECK_FALSE(with(zero, json));
+    }
+    CHECK(with("application/json;q=0.001", json));
+    CHECK(with("application/json;q=0.5", json));
+    CHECK(with("application/json;q=1", json));
+    CHECK(with("application/json;q=1.000", json));
+    // The most specific range wins whatever the order and the others' q values.
+    CHECK_FALSE(with("application/json;q=0, */*", json));
+    CHECK_FALSE(with("*/*, application/json;q=0", json));
+    CHECK_FALSE(with("application/*;q=0, */*", json));
+    CHECK(with("*/*;q=0, application/json", json));
+    CHECK(with("application/*;q=0, application/json;q=0.1", json));
+    CHECK(with("*/*;q=0, application/*;q=0.2", json));
+    CHECK_FALSE(with("application/json;q=0, application/*", json));
+    CHECK(with("application/json;q=0, */*", "text/html")); // the refusal is about JSON only
+    // Equally specific ranges: the highest q.
+    CHECK(with("application/json;q=0, application/json;q=0.5", json));
+    // A range with parameters applies only to a type with them.
+    CHECK_FALSE(with("text/html;level=1", "text/html"));
+    CHECK(with("text/html;level=1", "text/html;level=1"));
+    CHECK(with("text/html;level=1;q=0, text/html", "text/html"));
+    CHECK_FALSE(with("text/html;level=1;q=0, text/html", "text/html;level=1"));
+    CHECK(with("text/plain;charset=\"UTF-8\"", "text/plain; charset=utf-8"));
+    CHECK_FALSE(with("text/html;q=0, text/html;level=1", "text/html"));
+    // A quoted ',' or ';' in a parameter is data, not a separator.
+    CHECK_FALSE(with("text/plain;x=\"a, application/json, b\"", json));
+    CHECK(with("text/plain;x=\"a;q=0\"", "text/plain;x=\"a;q=0\""));
+    // Malformed elements are ignored as if absent: another range then decides.
+    for (const std::string bad : {"application/json;q=2", "application/json;q=1.5", "application/json;q=1.001",
+                                  "application/json;q=0.0001", "application/json;q =0", "application/json;q= 0",
+                                  "application/json;q=abc", "application/json;q", "application/json;q=",
+                                  "application/json;level", "*/json;q=0", "application;q=0"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(with(bad, json));
+        CHECK(with(bad + ", */*", json));
+    }
+    // Every Accept line counts.
+    CHECK(accepts({{"Accept", "text/html"}, {"Accept", "application/json"}}, json));
+    CHECK_FALSE(accepts({{"Accept", "*/*"}, {"Accept", "application/json;q=0"}}, json));
+}
+
 TEST_CASE("custom method-not-allowed handler keeps the Allow header") {
     App app;
     app.get("/only-get", [](Context& c) { c.text("ok"); });

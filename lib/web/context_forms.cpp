@@ -31,7 +31,8 @@ Context& Context::set_cookie(const Cookie& cookie) {
 
 std::optional<std::string_view> Context::form_value(std::string_view name) {
     const std::string_view type = x_->request.header("Content-Type");
-    const std::string_view media = type.substr(0, type.find(';'));
+    // OWS may precede the ';' of the parameters (RFC 9110 §5.6.6): "...-urlencoded ;charset=utf-8".
+    const std::string_view media = detail::trim_ows(type.substr(0, type.find(';')));
     if (!http::iequals(media, "application/x-www-form-urlencoded")) {
         return std::nullopt;
     }

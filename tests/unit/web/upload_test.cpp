@@ -100,6 +100,36 @@ AppOptions streaming_options() {
 } // namespace
 
 TEST_SUITE("web uploads") {
+    TEST_CASE("form_value() reads an urlencoded body whatever the OWS and case around its media type") {
+        App app;
+        app.post("/form", [](Context& c) { c.text(std::string(c.form_value("name").value_or("(none)"))); });
+        app.post("/multi", [](Context& c) { c.text(std::string(c.multipart().value("title").value_or("(none)"))); });
+        TestClient client(app);
+        for (const std::string type :
+             {"application/x-www-form-urlencoded", "application/x-www-form-urlencoded;charset=utf-8",
+              "application/x-www-form-urlencoded ;charset=utf-8",
+              "Application/X-WWW-Form-Urlencoded\t; charset=utf-8"}) {
+            CAPTURE(type);
+            const auto r = client.post("/form", "name=J%C3%B6+Ann&x=1", type);
+            CHECK(r.status == 200);
+            CHECK(r.body == "J\xC3\xB6 Ann");
+        }
+        for (const std::string type :
+             {"text/plain", "application/x-www-form-urlencoded-x", "multipart/form-data; boundary=b"}) {
+            CAPTURE(type);
+            CHECK(client.post("/form", "name=x", type).body == "(none)");
+        }
+        // The multipart path trims the media type the same way.
+        const std::string body = multipart_body("b0und", "small", "file");
+        for (const std::string type :
+             {"multipart/form-data ; boundary=b0und", "Multipart/Form-Data\t;boundary=b0und"}) {
+            CAPTURE(type);
+            const auto r = client.post("/multi", body, type);
+            CHECK(r.status == 200);
+            CHECK(r.body == "small");
+        }
+    }
+
     TEST_CASE("a gathered multipart body: multipart() and read_multipart() agree") {
         std::string temp;
         App app;

@@ -35,9 +35,28 @@ void default_method_not_allowed(Context& c) {
 
 void auto_options(Context& c) { c.status(204); }
 
+/// Whether the trailing-slash redirect can rewrite the raw path `raw` (whose decoded form
+/// `decoded` the router matched but for its last '/'). Not when that slash is percent-encoded
+/// in the raw path (%2F: no safe rewrite), nor when the target would start with "//" or "/\\"
+/// (browsers read it as another host: an open redirect). Those requests get the not-found
+/// handler instead, like any other path no route matches.
+bool slash_redirect_possible(std::string_view raw, std::string_view decoded) noexcept {
+    const bool add = decoded.empty() || decoded.back() != '/';
+    if (raw.empty() || (!add && raw.back() != '/')) {
+        return false;
+    }
+    const std::string_view kept = add ? raw : raw.substr(0, raw.size() - 1);
+    if (kept.empty() || kept.front() != '/') {
+        return false;
+    }
+    // The target's second character: the kept path's, or the added slash after a lone "/".
+    const char second = kept.size() > 1 ? kept[1] : (add ? '/' : '\0');
+    return second != '/' && second != '\\';
+}
+
 /// The trailing-slash redirect: the raw path with its last '/' added or removed (as the
-/// router decided on the decoded path), query kept. A target that would start with "//" or
-/// "/\\" is answered 404 instead: browsers read it as another host (an open redirect).
+/// router decided on the decoded path), query kept. find_chain() checked
+/// slash_redirect_possible() before choosing this handler.
 void redirect_slash(Context& c) {
     const http::Request& req = c.request();
     const std::string_view raw = req.raw_path();
@@ -45,11 +64,6 @@ void redirect_slash(Context& c) {
     http::Arena& arena = *c.request().arena_;
     const std::string_view query = req.query_string();
     const bool add = decoded.empty() || decoded.back() != '/';
-    if (add ? raw.empty() : (raw.empty() || raw.back() != '/')) {
-        // The slash the router saw is percent-encoded in the raw path (%2F): no safe rewrite.
-        c.app().answer_error(c, 404, "Not Found");
-        return;
-    }
     const std::size_t keep = add ? raw.size() : raw.size() - 1;
     const std::size_t path_len = add ? raw.size() + 1 : raw.size() - 1;
     const std::size_t total = path_len + (query.empty() ? 0 : query.size() + 1);
@@ -58,11 +72,6 @@ void redirect_slash(Context& c) {
     std::size_t n = keep;
     if (add) {
         out[n++] = '/';
-    }
-    const std::string_view path(out, n);
-    if (path.empty() || path.front() != '/' || (path.size() > 1 && (path[1] == '/' || path[1] == '\\'))) {
-        c.app().answer_error(c, 404, "Not Found");
-        return;
     }
     if (!query.empty()) {
         out[n++] = '?';
@@ -409,8 +418,9 @@ const App::Chain* App::find_chain(Context& c) {
                     : &special_[group].method_not_allowed;
         break;
     case LookupStatus::redirect_trailing_slash:
-        chain = options_.redirect_trailing_slash ? &special_[group].redirect
-                                                 : &special_[group_of_path(path)].not_found;
+        chain = options_.redirect_trailing_slash && slash_redirect_possible(x.request.raw_path(), path)
+                    ? &special_[group].redirect
+                    : &special_[group_of_path(path)].not_found;
         break;
     case LookupStatus::not_found:
         chain = &special_[group_of_path(path)].not_found;

@@ -34,7 +34,9 @@ concept MiddlewareFn = std::is_invocable_r_v<runtime::Task<>, F&, Context&, Next
 struct AppOptions {
     http::ServerOptions server;
     /// A path that misses only by a trailing slash is redirected (301 for GET and HEAD, 308
-    /// otherwise, so the method and body are kept); off: 404.
+    /// otherwise, so the method and body are kept); off, or when the raw path cannot be
+    /// rewritten safely (the slash is an encoded %2F, or the target would start with "//" or
+    /// "/\\"): the not-found handler answers.
     bool redirect_trailing_slash = true;
     /// OPTIONS on a routed path answers 204 with Allow unless a route registers OPTIONS.
     bool auto_options = true;

@@ -528,6 +528,33 @@ TEST_CASE("trailing-slash redirects never point at another host, and follow the 
     CHECK_FALSE(r.has_header("Location"));
 }
 
+TEST_CASE("a trailing-slash miss that cannot be redirected goes to the custom not-found handler") {
+    App app;
+    app.get("/:slug", [](Context& c) { c.text(c.param("slug")); });
+    app.get("/dir/:name/", [](Context& c) { c.text(c.param("name")); });
+    app.post("/form", [](Context& c) { c.text("posted"); });
+    app.not_found([](Context& c) { c.status(404).json({{"missing", c.path()}}); });
+    TestClient client(app);
+    // The slash the router wants removed is "%2F" in the raw path: no safe rewrite.
+    auto r = client.get("/get%2F");
+    CHECK(r.status == 404);
+    CHECK_FALSE(r.has_header("Location"));
+    CHECK(r.json()["missing"] == "/get/");
+    r = client.post("/form%2F", "{}");
+    CHECK(r.status == 404);
+    CHECK(r.json()["missing"] == "/form/");
+    // A redirect target that browsers would read as another host.
+    r = client.get("/\\evil.com/");
+    CHECK(r.status == 404);
+    CHECK_FALSE(r.has_header("Location"));
+    CHECK(r.json()["missing"] == "/\\evil.com/");
+    // The possible redirects still happen; plain misses were the handler's already.
+    r = client.get("/dir/x");
+    CHECK(r.status == 301);
+    CHECK(r.header("Location") == "/dir/x/");
+    CHECK(client.get("/dir/x/y").json()["missing"] == "/dir/x/y");
+}
+
 TEST_CASE("accepts(): the most specific matching media range decides, by its q value") {
     App app;
     app.get("/accepts", [](Context& c) { c.text(c.accepts(c.header("X-Type")) ? "yes" : "no"); });

@@ -391,7 +391,11 @@ Lookup open_plain(const std::string& path) noexcept {
     return l;
 }
 
-std::vector<DirEntry> read_directory(int dirfd, bool dotfiles) {
+/// The entries of the directory `dirfd`, which is `rel` under the root. A symlink is listed
+/// with what it leads to, and only when serving it would resolve it (open_beneath): one
+/// leading out of the root is missing when fetched, so it is not shown either.
+std::vector<DirEntry> read_directory(const detail::StaticRoot& root, const std::string& rel, int dirfd) {
+    const bool dotfiles = root.options.dotfiles;
     std::vector<DirEntry> out;
     const int dup = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dup < 0) {
@@ -408,8 +412,15 @@ std::vector<DirEntry> read_directory(int dirfd, bool dotfiles) {
             continue;
         }
         struct stat st {};
-        if (::fstatat(dirfd, e->d_name, &st, 0) != 0) {
-            continue; // dangling symlink, raced removal
+        if (::fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            continue; // raced removal
+        }
+        if (S_ISLNK(st.st_mode)) {
+            const std::string entry_rel = rel.empty() ? std::string(name) : rel + "/" + std::string(name);
+            const UniqueFd target(open_beneath(root.fd, entry_rel.c_str(), O_PATH | O_CLOEXEC, root.real));
+            if (!target.valid() || ::fstat(target.get(), &st) != 0) {
+                continue; // leads out of the root, dangles or loops
+            }
         }
         if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
             continue;
@@ -474,7 +485,7 @@ Lookup open_under_root(const detail::StaticRoot& root, const std::string& rel, b
         }
     }
     if (o.listing) {
-        l.entries = read_directory(l.fd.get(), o.dotfiles);
+        l.entries = read_directory(root, rel, l.fd.get());
         l.found = Found::listing;
         l.fd.reset();
         return l;

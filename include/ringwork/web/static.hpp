@@ -104,7 +104,8 @@ struct StaticOptions {
     /// Served for a directory (empty: none).
     std::string index = "index.html";
     /// Answer a directory without an index with an HTML listing (names escaped, hrefs
-    /// percent-encoded; dot files hidden unless `dotfiles`).
+    /// percent-encoded; dot files hidden unless `dotfiles`; a symlink shown with its target's
+    /// size and date, and only when it stays under the root, as fetching it would).
     bool listing = false;
     /// Serve names starting with '.' (any path segment); off: they are treated as missing.
     bool dotfiles = false;

@@ -764,6 +764,43 @@ TEST_CASE("directory listing: escaped names, encoded links, dot files hidden, in
     }
 }
 
+TEST_CASE("directory listing: symlinks out of the root are not listed, those inside are") {
+    bool fallback = false;
+    SUBCASE("openat2 RESOLVE_BENEATH") { fallback = false; }
+    SUBCASE("realpath fallback") { fallback = true; }
+    const ResolverMode mode(fallback);
+    TempTree t;
+    t.write("root/top.txt", "top");
+    t.write("root/real/r.txt", "r");
+    t.write("root/list/plain.txt", "plain");
+    t.symlink("plain.txt", "root/list/alias.txt");
+    t.symlink("../top.txt", "root/list/up.txt");
+    t.symlink("../real", "root/list/dirlink");
+    t.symlink("../../outside/secret.txt", "root/list/escape.txt");
+    t.symlink(t.path("outside/secret.txt"), "root/list/escape-abs.txt");
+    t.symlink("../../outside", "root/list/escape-dir");
+    t.symlink("nowhere.txt", "root/list/dangling.txt");
+    web::App app;
+    app.use(web::mw::static_files(t.root(), {.listing = true}));
+    TestClient client(app);
+
+    const TestResponse r = client.get("/list/");
+    REQUIRE(r.status == 200);
+    CHECK(r.body.find("href=\"./plain.txt\"") != std::string::npos);
+    CHECK(r.body.find("href=\"./alias.txt\"") != std::string::npos);
+    CHECK(r.body.find("href=\"./up.txt\"") != std::string::npos);
+    CHECK(r.body.find("href=\"./dirlink/\"") != std::string::npos);
+    CHECK(r.body.find("escape") == std::string::npos);
+    CHECK(r.body.find("dangling") == std::string::npos);
+    // What is listed can be fetched; what is not listed cannot.
+    CHECK(client.get("/list/alias.txt").body == "plain");
+    CHECK(client.get("/list/up.txt").body == "top");
+    CHECK(client.get("/list/dirlink/r.txt").body == "r");
+    CHECK(client.get("/list/escape.txt").status == 404);
+    CHECK(client.get("/list/escape-abs.txt").status == 404);
+    CHECK(client.get("/list/escape-dir/").status == 404);
+}
+
 TEST_CASE("max_age sets Cache-Control; conditional and range requests work through the middleware") {
     TempTree t;
     t.write("root/app.css", digits(50));

@@ -1030,9 +1030,14 @@ RangeSpec parse_range(std::string_view header, std::uint64_t size) noexcept {
         if (!number(b, n, overflow)) {
             return none;
         }
-        if (n == 0 || size == 0) {
+        if (n == 0) {
             spec.kind = RangeSpec::Kind::unsatisfiable;
             return spec;
+        }
+        if (size == 0) {
+            // Satisfiable (RFC 9110 §14.1.1: a non-zero suffix-length always is), but there is
+            // no byte to put in a 206: the whole, empty representation.
+            return none;
         }
         n = std::min(n, size);
         spec.kind = RangeSpec::Kind::single;

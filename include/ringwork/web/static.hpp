@@ -90,7 +90,9 @@ struct RangeSpec {
     std::uint64_t length = 0;
 };
 /// \brief Parse `Range: bytes=a-b | a- | -n` (one range; a list of several ranges, another
-/// unit or invalid syntax give Kind::none, as RFC 9110 §14.2 allows).
+/// unit or invalid syntax give Kind::none, as RFC 9110 §14.2 allows). Unsatisfiable (RFC 9110
+/// §14.1.1): a first-pos at or past `size`, or `-0`. On an empty representation `-n` (n > 0) is
+/// satisfiable but selects no byte: Kind::none, the whole (empty) representation with 200.
 [[nodiscard]] RangeSpec parse_range(std::string_view header, std::uint64_t size) noexcept;
 
 /// \brief Options of the static_files middleware.

@@ -190,7 +190,10 @@ TEST_CASE("parse_range: first, last, suffix, open, clamped, unsatisfiable, ignor
     CHECK(r("bytes=10-20", 10).kind == K::unsatisfiable);
     CHECK(r("bytes=-0", 10).kind == K::unsatisfiable);
     CHECK(r("bytes=0-0", 0).kind == K::unsatisfiable);
-    CHECK(r("bytes=-5", 0).kind == K::unsatisfiable);
+    CHECK(r("bytes=0-", 0).kind == K::unsatisfiable);
+    CHECK(r("bytes=-0", 0).kind == K::unsatisfiable);
+    CHECK(r("bytes=-5", 0).kind == K::none); // satisfiable, but no byte to send: 200
+    CHECK(r("bytes=-1", 0).kind == K::none);
     CHECK(r("bytes=99999999999999999999999-", 10).kind == K::unsatisfiable);
     CHECK(r("bytes=5-3", 10).kind == K::none);
     CHECK(r("bytes=0-1,4-5", 10).kind == K::none);
@@ -471,7 +474,7 @@ TEST_CASE("ranges: first, last, suffix, open-ended, beyond the end, invalid, sev
     }
 }
 
-TEST_CASE("an empty file: 200 with no body, any range 416") {
+TEST_CASE("an empty file: 200 with no body; a suffix range 200 too, any other range 416") {
     TempTree t;
     t.write("root/empty.txt", "");
     web::App app;
@@ -481,7 +484,18 @@ TEST_CASE("an empty file: 200 with no body, any range 416") {
     CHECK(r.status == 200);
     CHECK(r.body.empty());
     CHECK(r.header("Content-Length") == "0");
-    CHECK(client.get("/e", {{"Range", "bytes=0-"}}).status == 416);
+    const TestResponse first = client.get("/e", {{"Range", "bytes=0-"}});
+    CHECK(first.status == 416);
+    CHECK(first.header("Content-Range") == "bytes */0");
+    CHECK(client.get("/e", {{"Range", "bytes=0-0"}}).status == 416);
+    CHECK(client.get("/e", {{"Range", "bytes=-0"}}).status == 416);
+    // RFC 9110 §14.1.1: a non-zero suffix-length is satisfiable even on a zero-length
+    // representation; no byte range can be sent, so the whole (empty) one is.
+    const TestResponse suffix = client.get("/e", {{"Range", "bytes=-5"}});
+    CHECK(suffix.status == 200);
+    CHECK(suffix.body.empty());
+    CHECK(suffix.header("Content-Length") == "0");
+    CHECK_FALSE(suffix.has_header("Content-Range"));
 }
 
 TEST_CASE("a 1 MiB file arrives byte-exact, streamed with its Content-Length; ranges and HEAD too") {

@@ -46,10 +46,23 @@ bool list_contains(std::string_view list, std::string_view token) noexcept {
     return false;
 }
 
-/// A qvalue ("0", "0.5", "1.000") in thousandths; -1 when malformed.
-int parse_q(std::string_view s) noexcept {
-    s = trim_ows(s);
-    if (s.empty() || (s[0] != '0' && s[0] != '1')) {
+/// What parse_weight() answers for a parameter that is not a weight.
+constexpr int kNotWeight = -2;
+
+/// One parameter of an Accept-Encoding element (`param`, trimmed), as a weight: the qvalue
+/// ("0", "0.5", "1.000") of `q=<qvalue>` in thousandths; -1 for a malformed weight, which
+/// makes the element ignored: weight = OWS ";" OWS "q=" qvalue (RFC 9110 §12.4.2) has no
+/// whitespace around '=' ("q =0", "q= 0"), and "q" alone or "q=2" are no weight either;
+/// kNotWeight for any other parameter.
+int parse_weight(std::string_view param) noexcept {
+    if (param.empty() || ascii_lower(param[0]) != 'q' || !trim_ows(param.substr(1, param.find('=') - 1)).empty()) {
+        return kNotWeight; // the name is not "q"
+    }
+    if (param.size() < 3 || param[1] != '=') {
+        return -1;
+    }
+    const std::string_view s = param.substr(2);
+    if (s[0] != '0' && s[0] != '1') {
         return -1;
     }
     int whole = s[0] - '0';
@@ -191,8 +204,8 @@ bool accepts_gzip(std::string_view header) noexcept {
                 const auto next = params.find(';');
                 const std::string_view param = trim_ows(params.substr(0, next));
                 params = next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
-                if (param.size() >= 2 && ascii_lower(param[0]) == 'q' && param[1] == '=') {
-                    q = parse_q(param.substr(2));
+                if (const int weight = parse_weight(param); weight != kNotWeight && q >= 0) {
+                    q = weight;
                 }
             }
         }

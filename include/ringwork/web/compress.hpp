@@ -75,8 +75,9 @@ private:
 
 /// \brief Whether an Accept-Encoding value lets us answer with gzip: q(gzip) (or x-gzip, or
 /// `*` when gzip is not listed) must be above 0 and not below an explicitly listed
-/// q(identity). A missing header accepts no coding (RFC 9110 §12.5.3 allows any, but
-/// clients that send none rarely expect one).
+/// q(identity). An element with a malformed weight (`gzip;q =0`, `q=2`) is ignored. A missing
+/// header accepts no coding (RFC 9110 §12.5.3 allows any, but clients that send none rarely
+/// expect one).
 [[nodiscard]] bool accepts_gzip(std::string_view accept_encoding) noexcept;
 
 /// \brief gzip `data` at `level` with this thread's reused z_stream (appends to `out`).

@@ -145,6 +145,27 @@ TEST_CASE("accepts_gzip follows q-values, *, identity and x-gzip") {
     CHECK_FALSE(web::accepts_gzip("gzipx"));
 }
 
+TEST_CASE("accepts_gzip ignores an element whose weight is malformed") {
+    // weight = OWS ";" OWS "q=" qvalue: no whitespace around '=', a value, and 0..1.
+    for (const std::string bad : {"gzip;q =0", "gzip;q= 0", "gzip;q =1", "gzip;Q\t=1", "gzip;q", "gzip;q=",
+                                  "gzip;q=2", "gzip;q=1.0001", "gzip;q=.5", "gzip;q =0;q=1"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(web::accepts_gzip(bad));
+        // Ignored, not refusing: another element still decides.
+        CHECK(web::accepts_gzip(bad + ", *"));
+        CHECK_FALSE(web::accepts_gzip(bad + ", *;q=0"));
+    }
+    // "*;q =0" is ignored too, so it does not refuse gzip.
+    CHECK(web::accepts_gzip("gzip, *;q =0"));
+    CHECK(web::accepts_gzip("*, identity;q =0"));
+    // Well-formed weights, another parameter, and OWS around ';' still count.
+    CHECK(web::accepts_gzip("gzip;Q=0.5"));
+    CHECK(web::accepts_gzip("gzip\t;\tq=1"));
+    CHECK(web::accepts_gzip("gzip;level=9;q=1"));
+    CHECK(web::accepts_gzip("gzip;qq=0"));
+    CHECK_FALSE(web::accepts_gzip("gzip ;q=0"));
+}
+
 TEST_CASE("compressible_type skips what is compressed already") {
     CHECK(web::compressible_type(""));
     CHECK(web::compressible_type("text/html; charset=utf-8"));

@@ -145,13 +145,15 @@ namespace mw {
 /// next(), or answer 405 with `Allow: GET, HEAD` when no next exists).
 ///
 /// The relative path (see StaticOptions::param / prefix; already percent-decoded by the
-/// server) is split on '/': empty and `.` segments are dropped, a `..` segment, a backslash
-/// or a NUL answers 403 (never next(): no later handler should see a traversal attempt), so
+/// server) is split on '/': empty and `.` segments are dropped, a `..` segment or a
+/// backslash answers 403 (never next(): no later handler should see a traversal attempt), so
 /// `%2e%2e/` and `..%2f` are refused too and an absolute catch-all value stays under
-/// `root`. The file is then opened relative to the root directory with openat2
-/// RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS (Linux 5.6+): symlinks inside the tree work, one
-/// that leads outside it is treated as missing. Where openat2 is unavailable, a realpath
-/// prefix check plus a device/inode comparison with the opened descriptor does the same.
+/// `root`. A NUL never reaches the middleware: the App answers `%00` in the path with 400
+/// (invalid percent-encoding) before routing, the request parser a raw NUL byte with 400.
+/// The file is then opened relative to the root directory with openat2 RESOLVE_BENEATH |
+/// RESOLVE_NO_MAGICLINKS (Linux 5.6+): symlinks inside the tree work, one that leads outside
+/// it is treated as missing. Where openat2 is unavailable, a realpath prefix check plus a
+/// device/inode comparison with the opened descriptor does the same.
 ///
 /// A directory requested without a trailing slash is redirected (301) to the slash form; with
 /// it, `index` is served, else the listing (when enabled), else it is missing.

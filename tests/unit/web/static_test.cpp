@@ -682,6 +682,11 @@ TEST_CASE("no escape from the root: dot segments, encodings, backslashes, NUL, a
     // Legitimate paths keep working on the same connection.
     CHECK(client.get("/s/sub/b.txt").body == "b");
     CHECK(client.get("/c/sub/b.txt").body == "b");
+    // A NUL never reaches the middleware: %00 is a 400 before routing, a raw NUL the parser's 400.
+    CHECK(client.get("/s/a.txt%00.png").status == 400);
+    CHECK(client.get("/c/a.txt%00").status == 400);
+    constexpr std::string_view raw_nul("GET /s/a.txt\0.png HTTP/1.1\r\nHost: t\r\n\r\n", 39);
+    CHECK(client.raw(raw_nul).status == 400);
 }
 
 TEST_CASE("symlinks: inside the root they work, leading outside they are missing") {

@@ -196,8 +196,9 @@ std::size_t positive(Context& c, std::string_view name, std::size_t fallback, st
     return v;
 }
 
-/// Validates a create/update body (`partial`: fields may be missing, PATCH). On invalid input
-/// it answers 422 with every problem by field and returns nullopt.
+/// Validates a create/update body (`partial`: fields may be missing, PATCH; otherwise, for
+/// POST and PUT, `title` is required and `done` may be left out: false). On invalid input it
+/// answers 422 with every problem by field and returns nullopt.
 struct Input {
     std::optional<std::string> title;
     std::optional<bool> done;
@@ -252,6 +253,10 @@ void routes(ringwork::App& app, Store& store) {
     app.use(ringwork::mw::cors());
     app.use(ringwork::mw::recover());
     app.get("/healthz", ringwork::mw::health());
+    // The router's own answers in the JSON shape of the handlers' errors (the error boundary's
+    // {"error", "status"}), not the default text; the 405 keeps the Allow header the router set.
+    app.not_found([](Context& c) { c.status(404).json({{"error", "not found"}, {"status", 404}}); });
+    app.method_not_allowed([](Context& c) { c.status(405).json({{"error", "method not allowed"}, {"status", 405}}); });
 
     auto api = app.group("/todos");
     api.get("", [&store](Context& c) -> Task<> {
@@ -284,9 +289,15 @@ void routes(ringwork::App& app, Store& store) {
     });
     auto update = [&store](Context& c) -> Task<> {
         const std::int64_t id = id_of(c);
-        std::optional<Input> in = validate(c, c.method() == ringwork::http::Method::patch);
+        const bool patch = c.method() == ringwork::http::Method::patch;
+        std::optional<Input> in = validate(c, patch);
         if (!in) {
             co_return; // answered 422
+        }
+        if (!patch && !in->done) {
+            // PUT replaces the whole todo (RFC 9110 §9.3.4): a left-out `done` is the default,
+            // as on POST, not the old value. PATCH keeps what it does not name.
+            in->done = false;
         }
         auto job = [&store, id, in = std::move(*in)]() mutable { return store.update(id, std::move(in.title), in.done); };
         const std::optional<Todo> todo = co_await store.on_home(std::move(job));

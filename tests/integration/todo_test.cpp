@@ -80,10 +80,44 @@ TEST_SUITE("integration todo") {
             CHECK(r.status == 200);
             CHECK(nlohmann::json::parse(r.body)["title"] == "renamed");
             CHECK(call(app.port(), "PUT", "/todos/3", R"({"done":false})").status == 422); // PUT needs a title
+            // PUT replaces the whole todo: a left-out `done` is false again; PATCH keeps it.
+            r = call(app.port(), "PATCH", "/todos/4", R"({"done":true})");
+            CHECK(nlohmann::json::parse(r.body)["done"] == true);
+            r = call(app.port(), "PATCH", "/todos/4", R"({"title":"patched"})");
+            CHECK(nlohmann::json::parse(r.body)["done"] == true);
+            r = call(app.port(), "PUT", "/todos/4", R"({"title":"replaced"})");
+            CHECK(r.status == 200);
+            CHECK(nlohmann::json::parse(r.body)["title"] == "replaced");
+            CHECK(nlohmann::json::parse(r.body)["done"] == false);
+            CHECK(nlohmann::json::parse(call(app.port(), "GET", "/todos/4").body)["done"] == false);
+            r = call(app.port(), "PUT", "/todos/4", R"({"title":"replaced","done":true})");
+            CHECK(nlohmann::json::parse(r.body)["done"] == true);
+            r = call(app.port(), "PUT", "/todos/4", R"({"title":"replaced"})");
+            CHECK(nlohmann::json::parse(r.body)["done"] == false);
             CHECK(call(app.port(), "DELETE", "/todos/1").status == 204);
             CHECK(call(app.port(), "DELETE", "/todos/1").status == 404);
             CHECK(call(app.port(), "GET", "/todos/1").status == 404);
             CHECK(call(app.port(), "GET", "/todos/abc").status == 404);
+            // The router's 404 and 405 are JSON like the handlers' errors; the 405 keeps Allow.
+            struct Miss {
+                std::string method;
+                std::string target;
+                int status;
+            };
+            for (const Miss& miss : {Miss{"GET", "/nothing/here", 404}, Miss{"GET", "/todos/1/extra", 404},
+                                     Miss{"DELETE", "/todos", 405}, Miss{"POST", "/todos/2", 405}}) {
+                CAPTURE(miss.method);
+                CAPTURE(miss.target);
+                r = call(app.port(), miss.method, miss.target, miss.method == "POST" ? "{}" : "");
+                CHECK(r.status == miss.status);
+                CHECK(r.head.find("\r\nContent-Type: application/json") != std::string::npos);
+                const auto error = nlohmann::json::parse(r.body);
+                CHECK(error["status"] == miss.status);
+                CHECK(error["error"].is_string());
+            }
+            CHECK(call(app.port(), "DELETE", "/todos").head.find("\r\nAllow: GET, HEAD, POST, OPTIONS\r\n") !=
+                  std::string::npos);
+            CHECK(nlohmann::json::parse(call(app.port(), "GET", "/todos/9999").body)["status"] == 404);
 
             // CORS preflight answered by the middleware.
             r = call(app.port(), "OPTIONS", "/todos", {},
@@ -102,6 +136,8 @@ TEST_SUITE("integration todo") {
             CHECK(all["items"][0]["id"] == 2);
             CHECK(all["items"][0]["done"] == true);
             CHECK(all["items"][1]["title"] == "renamed");
+            CHECK(all["items"][2]["title"] == "replaced");
+            CHECK(all["items"][2]["done"] == false);
             const Reply created = call(app.port(), "POST", "/todos", R"({"title":"after restart"})");
             CHECK(nlohmann::json::parse(created.body)["id"] == 6); // ids never reused
             CHECK(app.stop() == 0);

@@ -85,8 +85,10 @@ private:
 /// the JSON format the duration, request id (request_id's local) and route pattern.
 ///
 /// When an exception escapes the inner layers it logs the status the App's error boundary will
-/// answer (HttpError's status, else 500), then rethrows. `bytes` is the size of the response
-/// body the handler set (0 / "-" for a streamed response). Allocation-free in steady state
+/// answer (HttpError's status, else 500), then rethrows; that answer is built after the line,
+/// so its bytes show as 0 / "-" (a recover() inside the logger builds it first: exact bytes).
+/// `bytes` is the size of the response body the handler set (0 / "-" for a streamed
+/// response). Allocation-free in steady state
 /// with the built-in sink (per-thread buffers).
 Logger logger(LoggerOptions options = {});
 

@@ -1340,6 +1340,13 @@ runtime::Task<> Connection::run() {
         }
         idle_ = !mid_request;
         milliseconds limit = idle;
+        if (rec_->requests == 0 && o.header_read_timeout.count() > 0 &&
+            (limit.count() == 0 || o.header_read_timeout < limit)) {
+            // A new connection has header_read_timeout for its first request's head, counted
+            // from the accept: one that never sends a byte is closed, not kept forever (the
+            // idle limit, none by default, only applies between requests).
+            limit = o.header_read_timeout;
+        }
         if (draining && o.header_read_timeout.count() > 0) {
             limit = o.header_read_timeout;
         }

@@ -470,6 +470,25 @@ TEST_SUITE("server options") {
         ::close(fd);
     }
 
+    TEST_CASE("a connection that never sends its first request is closed after header_read_timeout") {
+        ServerOptions o;
+        o.header_read_timeout = 300ms; // idle_timeout stays 0: between requests, no limit
+        RunningServer s(o);
+        const int silent = test::connect_blocking(s.port, 5000);
+        const auto start = std::chrono::steady_clock::now();
+        std::string got;
+        CHECK(read_until_eof(silent, got)); // closed by the server, well before the 5 s receive timeout
+        CHECK(got.empty());                 // without an answer: there was no request
+        CHECK(std::chrono::steady_clock::now() - start >= 250ms);
+        ::close(silent);
+        // After a first request the idle limit (none here) applies, not header_read_timeout.
+        const int served = test::connect_blocking(s.port, 5000);
+        CHECK(round_trip(served, get("/a")).find("HTTP/1.1 200 OK") == 0);
+        std::this_thread::sleep_for(600ms);
+        CHECK(round_trip(served, get("/b")).find("HTTP/1.1 200 OK") == 0);
+        ::close(served);
+    }
+
     TEST_CASE("empty lines after a request leave the connection idle: no 408 for a request never begun") {
         ServerOptions o;
         o.header_read_timeout = 200ms; // a begun head would get its 408 after this

@@ -1835,6 +1835,12 @@ runtime::Task<bool> Connection::stream_write(Exchange& x, std::string_view data)
     const bool head_only = head.method == Method::head;
     if (!x.streaming_) {
         Response& r = x.response;
+        if (!r.body().empty()) {
+            // It would be dropped without a word: the head goes out now and only the written
+            // chunks follow it.
+            throw std::logic_error("Exchange::write: the response already has a body (set_body, json, text): write "
+                                   "all of it with write(), or answer without write()");
+        }
         HeadPlan plan;
         plan.head_request = head_only;
         std::uint64_t declared = 0;

@@ -113,7 +113,8 @@ public:
     /// completes once the kernel has it, so `data` must live until then, as it does under
     /// `co_await`); smaller pieces are copied and coalesce until more than 64 KiB wait, so a
     /// stream of any length holds at most two output buffers of ~128 KiB while the client
-    /// reads slowly.
+    /// reads slowly. A body set before the first call (set_body, a JSON or text answer) throws
+    /// std::logic_error there instead of being dropped.
     runtime::Task<bool> write(std::string_view data);
     /// \brief Wait until everything written so far has been handed to the kernel.
     runtime::Task<bool> flush();

@@ -407,6 +407,26 @@ TEST_CASE("server-sent events stream through the test client") {
     CHECK(chunks[2] == "id: 3\nevent: tick\ndata: 3\n\n");
 }
 
+TEST_CASE("streaming after a body was set fails loudly instead of dropping the body") {
+    App app;
+    app.get("/mixed", [](Context& c) -> Task<> {
+        c.json({{"a", 1}});
+        auto sent = c.write("more");
+        (void)co_await sent;
+    });
+    app.get("/stream", [](Context& c) -> Task<> {
+        auto sent = c.write("only");
+        (void)co_await sent;
+    });
+    TestClient client(app);
+    const auto mixed = client.get("/mixed");
+    CHECK(mixed.status == 500); // the head was not out yet: an error answer
+    CHECK(mixed.body.find("more") == std::string::npos);
+    const auto streamed = client.get("/stream");
+    CHECK(streamed.status == 200);
+    CHECK(streamed.body == "only");
+}
+
 TEST_CASE("listen: a bad address says what is wrong with it; localhost is the IPv4 loopback") {
     const auto problem = [](std::string_view address) {
         App app;

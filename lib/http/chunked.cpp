@@ -74,7 +74,7 @@ ChunkedDecoder::Step ChunkedDecoder::feed(std::string_view in) noexcept {
                     Error::bad_chunk); // bare LF, or a byte that is neither digit nor extension
             }
             if (c != '\r' && ++ext_bytes_ > kMaxExtensionBytes) {
-                return fail(Error::bad_chunk);
+                return fail(Error::chunk_extensions_too_long);
             }
             ++p;
             break;
@@ -86,15 +86,17 @@ ChunkedDecoder::Step ChunkedDecoder::feed(std::string_view in) noexcept {
                 return fail(Error::bad_chunk); // BWS may only precede ';'
             }
             if (++ext_bytes_ > kMaxExtensionBytes) {
-                return fail(Error::bad_chunk);
+                return fail(Error::chunk_extensions_too_long);
             }
             ++p;
             break;
         case State::size_ext:
             if (c == '\r') {
                 state_ = State::size_lf;
-            } else if (kFieldChar[byte_at(p)] == 0 || ++ext_bytes_ > kMaxExtensionBytes) {
+            } else if (kFieldChar[byte_at(p)] == 0) {
                 return fail(Error::bad_chunk);
+            } else if (++ext_bytes_ > kMaxExtensionBytes) {
+                return fail(Error::chunk_extensions_too_long);
             }
             ++p;
             break;

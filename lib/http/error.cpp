@@ -42,6 +42,8 @@ std::string_view describe(Error e) noexcept {
         return "unsupported transfer coding";
     case Error::bad_chunk:
         return "malformed chunk";
+    case Error::chunk_extensions_too_long:
+        return "chunk extensions over 4096 bytes in all";
     case Error::bad_trailer:
         return "malformed trailer section";
     case Error::uri_too_long:

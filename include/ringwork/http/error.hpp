@@ -30,6 +30,7 @@ enum class Error : std::uint8_t {
     chunked_not_last,        ///< Transfer-Encoding: final coding not chunked, or chunked twice -> 400
     unknown_transfer_coding, ///< a transfer coding we do not implement -> 501
     bad_chunk,               ///< chunk size line or chunk terminator malformed, size overflow -> 400
+    chunk_extensions_too_long, ///< chunk extensions over ChunkedDecoder::kMaxExtensionBytes in all -> 400
     bad_trailer,             ///< trailer section malformed -> 400
     uri_too_long,            ///< request line over ParserLimits::max_request_line -> 414
     headers_too_large,       ///< header section over ParserLimits::max_header_bytes -> 431

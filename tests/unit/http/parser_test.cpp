@@ -1109,6 +1109,7 @@ TEST_SUITE("http.parser") {
             {Error::chunked_not_last, 400},
             {Error::unknown_transfer_coding, 501},
             {Error::bad_chunk, 400},
+            {Error::chunk_extensions_too_long, 400},
             {Error::bad_trailer, 400},
             {Error::uri_too_long, 414},
             {Error::headers_too_large, 431},

@@ -102,7 +102,9 @@ void write_head(ByteBuffer& out, const Response& r, std::size_t body_size, const
         put(p, date.server_line());
     }
     const bool bodyless = bodyless_status(status);
-    if (!has_type && !options.no_default_content_type && !bodyless) {
+    // The default type describes content: none for an empty body (a 205, a 417, a bare 200).
+    const bool content = body_size != 0 || plan.chunked || plan.close_delimited;
+    if (!has_type && !options.no_default_content_type && !bodyless && content) {
         put(p, "Content-Type: text/plain; charset=utf-8\r\n");
     }
     if (plan.chunked) {

@@ -860,6 +860,9 @@ TEST_SUITE("server options") {
                 x.response.set_body("{}");
                 return;
             }
+            if (x.request.raw_path() == "/empty") {
+                return; // 200 without content
+            }
             x.response.set_body("plain");
         };
         // The Content-Type lines (any case) of a response's head.
@@ -899,6 +902,10 @@ TEST_SUITE("server options") {
             const std::string json = round_trip(fd, get("/json"));
             CHECK(json.ends_with("\r\n\r\n{}"));
             CHECK(content_types(json) == std::vector<std::string>{"Content-Type: application/json"});
+            // No content, no default type to describe it (either way).
+            const std::string empty = round_trip(fd, get("/empty"));
+            CHECK(empty.find("Content-Length: 0\r\n") != std::string::npos);
+            CHECK(content_types(empty).empty());
             ::close(fd);
         }
     }

@@ -209,6 +209,24 @@ bool parse_ip_text(std::string_view text, io::SocketAddress& out) noexcept {
 
 } // namespace
 
+void detail::throw_bad_number(std::string_view what, std::string_view name, std::string_view text, bool integral,
+                              bool out_of_range) {
+    std::string message(what);
+    message += " '";
+    message += name;
+    message += integral ? "' must be an integer" : "' must be a number";
+    if (out_of_range) {
+        message += " in range";
+    }
+    message += ", got \"";
+    // Quoted as received, cut short: it goes back to the client.
+    for (const char ch : text.substr(0, 64)) {
+        message += (static_cast<unsigned char>(ch) < 0x20 || ch == '"' || ch == '\\') ? '?' : ch;
+    }
+    message += text.size() > 64 ? "...\"" : "\"";
+    throw HttpError(400, message);
+}
+
 nlohmann::json Context::json_body() const {
     const std::string_view type = x_->request.header("Content-Type");
     if (!type.empty() && !is_json_type(type)) {

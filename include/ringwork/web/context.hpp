@@ -11,11 +11,13 @@
 #include <ringwork/web/router.hpp>
 
 #include <array>
+#include <charconv>
 #include <cstdint>
 #include <memory>
 #include <new>
 #include <optional>
 #include <stdexcept>
+#include <system_error>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -38,6 +40,23 @@ struct Step {
     const void* self = nullptr;
 };
 
+} // namespace detail
+
+namespace detail {
+/// HttpError(400): `<what> '<name>' must be <an integer|a number>[ in range], got "<text>"`.
+[[noreturn]] void throw_bad_number(std::string_view what, std::string_view name, std::string_view text,
+                                   bool integral, bool out_of_range);
+
+template <class T>
+T parse_number(std::string_view what, std::string_view name, std::string_view text) {
+    T value{};
+    const char* const end = text.data() + text.size();
+    const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+    if (text.empty() || ec != std::errc{} || ptr != end) {
+        throw_bad_number(what, name, text, std::is_integral_v<T>, ec == std::errc::result_out_of_range);
+    }
+    return value;
+}
 } // namespace detail
 
 /// \brief The rest of the chain, handed to a middleware: `co_await next()` runs the inner
@@ -133,11 +152,32 @@ public:
     /// path); empty when the route has no such parameter.
     [[nodiscard]] std::string_view param(std::string_view name) const noexcept { return params_.get(name); }
     [[nodiscard]] const Params& params() const noexcept { return params_; }
+    /// \brief Route parameter `name` as a number of type T (an integer or floating-point type):
+    /// the whole text must be one, in T's range (std::from_chars: no sign for unsigned types,
+    /// no spaces, no "0x"). Otherwise HttpError(400), e.g. `path parameter 'id' must be an
+    /// integer, got "abc"`: `/users/abc` is answered without code of yours.
+    template <class T>
+        requires(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>)
+    [[nodiscard]] T param_as(std::string_view name) const {
+        return detail::parse_number<T>("path parameter", name, param(name));
+    }
     /// First value of query argument `name`, decoded; nullopt when absent.
     [[nodiscard]] std::optional<std::string_view> query(std::string_view name) { return x_->request.query(name); }
     /// Query argument `name` or `fallback` when absent.
     [[nodiscard]] std::string_view query_or(std::string_view name, std::string_view fallback) {
         return query(name).value_or(fallback);
+    }
+    /// \brief Query argument `name` as a number of type T (as param_as): nullopt when absent,
+    /// HttpError(400) naming the argument when present but not a number in T's range.
+    /// `c.query_as<unsigned>("limit").value_or(20)`.
+    template <class T>
+        requires(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>)
+    [[nodiscard]] std::optional<T> query_as(std::string_view name) {
+        const std::optional<std::string_view> text = query(name);
+        if (!text) {
+            return std::nullopt;
+        }
+        return detail::parse_number<T>("query argument", name, *text);
     }
     /// Calls `f(value)` for every value of query argument `name` (multi-valued: ?tag=a&tag=b).
     template <class F>

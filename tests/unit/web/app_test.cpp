@@ -407,6 +407,37 @@ TEST_CASE("server-sent events stream through the test client") {
     CHECK(chunks[2] == "id: 3\nevent: tick\ndata: 3\n\n");
 }
 
+TEST_CASE("param_as and query_as: numbers, or a 400 that names the parameter") {
+    App app;
+    app.get("/users/:id", [](Context& c) {
+        const auto id = c.param_as<long>("id");
+        const auto limit = c.query_as<unsigned>("limit").value_or(20);
+        const auto ratio = c.query_as<double>("ratio");
+        c.json({{"id", id}, {"limit", limit}, {"ratio", ratio.value_or(-1.0)}});
+    });
+    TestClient client(app);
+    auto r = client.get("/users/42?limit=5&ratio=0.25");
+    REQUIRE(r.status == 200);
+    CHECK(r.json()["id"] == 42);
+    CHECK(r.json()["limit"] == 5);
+    CHECK(r.json()["ratio"] == 0.25);
+    CHECK(client.get("/users/-7").json()["id"] == -7);
+    CHECK(client.get("/users/7").json()["limit"] == 20); // absent: the fallback
+    const auto error_of = [&](const std::string& target) {
+        const auto e = client.get(target);
+        CHECK(e.status == 400);
+        return e.json()["error"].get<std::string>();
+    };
+    CHECK(error_of("/users/abc") == "path parameter 'id' must be an integer, got \"abc\"");
+    CHECK(error_of("/users/1x") == "path parameter 'id' must be an integer, got \"1x\"");
+    CHECK(error_of("/users/99999999999999999999") ==
+          "path parameter 'id' must be an integer in range, got \"99999999999999999999\"");
+    CHECK(error_of("/users/1?limit=-1") == "query argument 'limit' must be an integer, got \"-1\"");
+    CHECK(error_of("/users/1?limit=") == "query argument 'limit' must be an integer, got \"\"");
+    CHECK(error_of("/users/1?ratio=half") == "query argument 'ratio' must be a number, got \"half\"");
+    CHECK(error_of("/users/1?limit=%22%0A") == "query argument 'limit' must be an integer, got \"??\"");
+}
+
 TEST_CASE("streaming after a body was set fails loudly instead of dropping the body") {
     App app;
     app.get("/mixed", [](Context& c) -> Task<> {

@@ -1421,7 +1421,8 @@ runtime::Task<> Connection::run() {
         while (!closing_) {
             char* base = window_from_carry() ? carry_.data() : lease_.data();
             const std::size_t size = window_from_carry() ? carry_.size() : lease_.view().size();
-            if (x == nullptr && pos_ < size && only_empty_lines(std::string_view(base + pos_, size - pos_))) {
+            if (x == nullptr && pos_ < size && base[pos_] == '\r' &&
+                only_empty_lines(std::string_view(base + pos_, size - pos_))) {
                 // Empty lines after a request and nothing else (RFC 9112 §2.2: a server ignores
                 // them): no request has begun, so the connection idles (idle limit, parking, no
                 // buffer) instead of timing a head out with an unsolicited 408.

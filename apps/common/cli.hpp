@@ -47,12 +47,17 @@ public:
         add(std::move(flag), "", std::move(help), false, [target, value](std::string_view) { *target = value; });
         return *this;
     }
-    /// The usual trio: --host, --port (0 picks a free port) and --threads (0: one per CPU).
-    Cli& listen(std::string* host, std::uint16_t* port, unsigned* threads) {
+    /// The usual flags: --host, --port (0 picks a free port), --threads (0: one per CPU) and,
+    /// with `share_port`, --share-port (ServerOptions::share_port: join a port that another
+    /// process of this user listens on, for a restart without a refused connection).
+    Cli& listen(std::string* host, std::uint16_t* port, unsigned* threads, bool* share_port = nullptr) {
         text("--host", host, fmt::format("ADDR address to listen on (default {})", *host));
         number("--port", port, 65535, fmt::format("port (default {}; 0 picks a free one)", *port));
         number("--threads", threads, 1024,
                fmt::format("reactor threads (default {}; 0 = one per CPU)", *threads));
+        if (share_port != nullptr) {
+            toggle("--share-port", share_port, true, "join a port another process of this user listens on (restarts)");
+        }
         return *this;
     }
 

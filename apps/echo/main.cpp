@@ -271,7 +271,7 @@ const std::vector<Flag>& flags() {
         {"--reduce-memory-usage", "reduce_memory_usage", "", "idle connections hold no buffers; trim pools eagerly",
          [](const Options& o) { return bool_text(o.server.reduce_memory_usage); },
          [](Options& o, std::string_view, std::string_view) { o.server.reduce_memory_usage = true; }},
-        {"--share-port", "share_port", "", "let other processes of this user listen on the same port (restarts)",
+        {"--share-port", "share_port", "", "join a port another process of this user listens on (restarts)",
          [](const Options& o) { return bool_text(o.server.share_port); },
          [](Options& o, std::string_view, std::string_view) { o.server.share_port = true; }},
         {"--log-all-errors", "log_all_errors", "", "also log resets, broken pipes, unexpected EOF, timeouts",

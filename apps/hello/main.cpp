@@ -40,11 +40,14 @@ int main(int argc, char** argv) {
     std::string host = "127.0.0.1";
     std::uint16_t port = 8080;
     unsigned threads = 1;
+    bool share_port = false;
     apps::Cli("ringwork-hello", "routes: /  /hello/:name  /json  /users/:id  /delay?ms=N")
-        .listen(&host, &port, &threads)
+        .listen(&host, &port, &threads, &share_port)
         .parse(argc, argv);
     try {
-        ringwork::App app;
+        ringwork::AppOptions app_options;
+        app_options.server.share_port = share_port;
+        ringwork::App app(std::move(app_options));
         routes(app);
         app.listen(apps::listen_address(host, port), threads,
                    [&](std::uint16_t bound) { apps::print_listening("ringwork-hello", host, bound); });

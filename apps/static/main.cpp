@@ -23,6 +23,7 @@ struct Options {
     bool gzip = true;
     bool log = false;
     long max_age = -1;
+    bool share_port = false;
 };
 
 Options parse(int argc, char** argv) {
@@ -33,7 +34,7 @@ Options parse(int argc, char** argv) {
         .toggle("--no-gzip", &o.gzip, false, "never compress (default: gzip when the client accepts it)")
         .number("--max-age", &o.max_age, 10UL * 365 * 24 * 3600, "Cache-Control: public, max-age=N seconds")
         .toggle("--log", &o.log, true, "access log on stdout")
-        .listen(&o.host, &o.port, &o.threads)
+        .listen(&o.host, &o.port, &o.threads, &o.share_port)
         .parse(argc, argv);
     return o;
 }
@@ -43,7 +44,9 @@ Options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
     const Options options = parse(argc, argv);
     try {
-        ringwork::App app;
+        ringwork::AppOptions app_options;
+        app_options.server.share_port = options.share_port;
+        ringwork::App app(std::move(app_options));
         if (options.log) {
             app.use(ringwork::mw::logger());
         }

@@ -25,8 +25,9 @@ int main(int argc, char** argv) {
     unsigned threads = 0;
     bool metrics = false;
     unsigned park_ms = 20; // ServerOptions::idle_park_delay's default
+    bool share_port = false;
     apps::Cli("ringwork-techempower", "routes: /plaintext  /json  (/metrics with --metrics)")
-        .listen(&host, &port, &threads)
+        .listen(&host, &port, &threads, &share_port)
         .toggle("--metrics", &metrics, true, "count and time requests, serve GET /metrics (Prometheus)")
         .number("--idle-park-delay-ms", &park_ms, 3600000,
                 "park an idle keep-alive connection without a worker after (default 20; 0 = never)")
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
     try {
         ringwork::AppOptions options;
         options.server.idle_park_delay = std::chrono::milliseconds(park_ms);
+        options.server.share_port = share_port;
         ringwork::App app(options);
         if (metrics) {
             const ringwork::web::mw::Metrics m(app); // counts every request the app dispatches

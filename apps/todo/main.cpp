@@ -324,13 +324,14 @@ struct Options {
     std::uint16_t port = 8080;
     unsigned threads = 0;
     std::string data = "todo.json";
+    bool share_port = false;
 };
 
 Options parse(int argc, char** argv) {
     Options o;
     apps::Cli("ringwork-todo", "routes: GET/POST /todos, GET/PUT/PATCH/DELETE /todos/:id, GET /healthz")
         .text("--data", &o.data, "FILE where the todos are kept (default ./todo.json)")
-        .listen(&o.host, &o.port, &o.threads)
+        .listen(&o.host, &o.port, &o.threads, &o.share_port)
         .parse(argc, argv);
     return o;
 }
@@ -341,7 +342,9 @@ int main(int argc, char** argv) {
     const Options options = parse(argc, argv);
     try {
         Store store(options.data);
-        ringwork::App app;
+        ringwork::AppOptions app_options;
+        app_options.server.share_port = options.share_port;
+        ringwork::App app(std::move(app_options));
         routes(app, store);
         app.listen(apps::listen_address(options.host, options.port), options.threads,
                    [&](std::uint16_t bound) { apps::print_listening("ringwork-todo", options.host, bound); });

@@ -2,6 +2,7 @@
 // The HTTP/1.1 connection engine: read, parse in place, dispatch, batch responses, close.
 #include <ringwork/http/server.hpp>
 
+#include "http/chars.hpp"
 #include "http/per_ip.hpp"
 #include "http/reactor_state.hpp"
 #include "io/reactor_impl.hpp"
@@ -36,7 +37,9 @@ void ServerOptions::validate() const {
     if (concurrency == 0) {
         fail("concurrency", "must be at least 1 (fasthttp's 0 means its default, 256 Ki: leave ringwork's)");
     }
-    if (max_request_body_size == 0) {
+    if (max_request_body_size == 0 && !stream_request_body && !header_received) {
+        // (With stream_request_body 0 streams every body; with header_received it is a
+        // deny-by-default limit that a route raises.)
         fail("max_request_body_size", "0 would refuse every request body (fasthttp's 0 means its default, 4 MiB)");
     }
     if (max_request_line < 16) {
@@ -402,10 +405,11 @@ private:
     /// `x` may be null; `head_complete` says whether its head views are a parsed head; `raw`
     /// is the offending request's bytes when still at hand (for the log).
     void respond_error(int status, std::string_view detail, Exchange* x, bool head_complete, std::string_view raw);
-    void custom_error(int status, std::string_view detail, Exchange* x, bool head_complete);
+    void custom_error(int status, std::string_view detail, Exchange* x, bool head_complete, bool head_request);
     /// error_handler on a prepared default response (a throwing hook leaves the default).
     void call_error_handler(Exchange& x, int status, std::string_view detail);
-    void write_response(Exchange& x, bool close);
+    /// `head_request`: answer as to HEAD although the request is not (one reset after a failed head).
+    void write_response(Exchange& x, bool close, bool head_request = false);
 
     void ensure_pending() {
         if (pending_.capacity() == 0) {
@@ -915,25 +919,29 @@ void Connection::respond_error(int status, std::string_view detail, Exchange* x,
                                std::string_view raw) {
     ++st_.stats.parse_errors;
     // Timeouts and oversized heads are common on the internet (fasthttp: "small read buffer").
-    const bool common = status == 408 || status == 431;
+    std::string_view line = raw;
+    while (line.starts_with("\r\n")) {
+        line.remove_prefix(2);
+    }
+    // So are bytes that cannot start a request at all (a TLS ClientHello, a scanner's probe on
+    // the plain port): refused at the first byte, once per probe.
+    const bool not_http = status == 400 && !head_complete && !line.empty() &&
+                          http::detail::kTchar[static_cast<unsigned char>(line.front())] == 0;
+    const bool common = status == 408 || status == 431 || not_http;
     if (!common || st_.options.log_all_errors) {
         log_error(fmt::format("{} {}: {}{}", status, reason_phrase(status), detail,
                               request_details(x, head_complete, raw)),
                   common);
     }
+    // No content in an answer to HEAD (RFC 9110 §9.3.2), also when the head itself failed:
+    // its request line is then only in the raw bytes.
+    const bool head_request =
+        line.starts_with("HEAD ") || (x != nullptr && head_complete && x->request.head_.method == Method::head);
     if (st_.options.error_handler) {
-        custom_error(status, detail, x, head_complete);
+        custom_error(status, detail, x, head_complete, head_request);
     } else {
         ensure_pending();
         const std::string body = fmt::format("{}: {}\n", reason_phrase(status), detail);
-        // No content in an answer to HEAD (RFC 9110 §9.3.2), also when the head itself failed:
-        // its request line is then only in the raw bytes.
-        std::string_view line = raw;
-        while (line.starts_with("\r\n")) {
-            line.remove_prefix(2);
-        }
-        const bool head_request =
-            line.starts_with("HEAD ") || (x != nullptr && head_complete && x->request.head_.method == Method::head);
         write_simple(pending_, status, body, st_.options, st_.date, true, head_request);
         queue_flush();
     }
@@ -941,7 +949,8 @@ void Connection::respond_error(int status, std::string_view detail, Exchange* x,
     lingering_ = true;
 }
 
-void Connection::custom_error(int status, std::string_view detail, Exchange* x, bool head_complete) {
+void Connection::custom_error(int status, std::string_view detail, Exchange* x, bool head_complete,
+                              bool head_request) {
     Exchange* ex = x != nullptr ? x : st_.take_exchange();
     if (!head_complete) {
         // A failed or incomplete parse leaves half-filled views: the hook sees no request.
@@ -956,7 +965,7 @@ void Connection::custom_error(int status, std::string_view detail, Exchange* x, 
     ex->response.set_status(status);
     ex->response.set_body(fmt::format("{}: {}\n", reason_phrase(status), detail));
     call_error_handler(*ex, status, detail);
-    write_response(*ex, true);
+    write_response(*ex, true, head_request);
     if (x == nullptr) {
         st_.give_exchange(ex);
     }
@@ -1016,7 +1025,7 @@ std::string Connection::request_details(const Exchange* x, bool head_complete, s
     return {};
 }
 
-void Connection::write_response(Exchange& x, bool close) {
+void Connection::write_response(Exchange& x, bool close, bool head_request) {
     if (x.streaming_) {
         if (x.respond_now_) {
             closing_ = true; // cut short: no last chunk, the close tells the client it is incomplete
@@ -1034,7 +1043,7 @@ void Connection::write_response(Exchange& x, bool close) {
         close = true;
     }
     HeadPlan plan;
-    plan.head_request = head.method == Method::head;
+    plan.head_request = head_request || head.method == Method::head;
     if (x.hijack_) {
         close = false; // the connection changes hands instead: the handler's Connection header goes out
         plan.keep_connection_header = true;
@@ -1421,11 +1430,13 @@ runtime::Task<> Connection::run() {
         while (!closing_) {
             char* base = window_from_carry() ? carry_.data() : lease_.data();
             const std::size_t size = window_from_carry() ? carry_.size() : lease_.view().size();
-            if (x == nullptr && pos_ < size && base[pos_] == '\r' &&
+            if (x == nullptr && pos_ < size && base[pos_] == '\r' && rec_->requests != 0 &&
                 only_empty_lines(std::string_view(base + pos_, size - pos_))) {
                 // Empty lines after a request and nothing else (RFC 9112 §2.2: a server ignores
                 // them): no request has begun, so the connection idles (idle limit, parking, no
-                // buffer) instead of timing a head out with an unsolicited 408.
+                // buffer) instead of timing a head out with an unsolicited 408. Before the
+                // first request they stay: the head's timer and the parser's count of leading
+                // empty lines apply, so they cannot stretch the new connection's deadline.
                 pos_ = size;
             }
             if (pos_ >= size) {
@@ -2552,9 +2563,10 @@ void Server::run_reactors(const io::SocketAddress& address, const std::vector<in
                 tcp.push_back(io::Listener::bind(where, listen_options));
             } catch (const std::system_error& e) {
                 if (e.code() == std::errc::address_in_use && i == 0 && !options_.share_port) {
-                    throw std::system_error(e.code(), fmt::format("bind {}: another socket listens on this port "
-                                                                  "(ServerOptions::share_port lets processes of one "
-                                                                  "user share a port, e.g. for a restart)",
+                    throw std::system_error(e.code(), fmt::format("bind {}: another socket is bound to this port "
+                                                                  "(ServerOptions::share_port lets this server join "
+                                                                  "one that another process of this user listens on, "
+                                                                  "e.g. for a restart)",
                                                                   where.to_string()));
                 }
                 throw;

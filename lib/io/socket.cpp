@@ -339,7 +339,7 @@ std::uint16_t probe_exclusive(const SocketAddress& address) {
         ::close(fd);
         std::string what = fmt::format("bind {}", address.to_string());
         if (err == EADDRINUSE) {
-            what += " (another socket listens on this port)";
+            what += " (another socket is bound to this port)";
         }
         throw std::system_error(err, std::generic_category(), what);
     }

@@ -4,6 +4,8 @@
 
 #include <ringwork/runtime/stop_token.hpp>
 
+#include "http/chars.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -161,14 +163,24 @@ App::App(AppOptions options) : Routes(this, 0), options_(std::move(options)), se
     if (options_.multipart_max_parts == 0) {
         throw std::invalid_argument("AppOptions.multipart_max_parts must be at least 1");
     }
-    // Checked now rather than at the first upload (a 500 then, for every file).
-    struct stat dir {};
-    if (::stat(options_.multipart_temp_dir.c_str(), &dir) != 0 || !S_ISDIR(dir.st_mode) ||
-        ::access(options_.multipart_temp_dir.c_str(), W_OK | X_OK) != 0) {
-        const int err = errno;
-        throw std::invalid_argument(fmt::format("AppOptions.multipart_temp_dir: '{}' is not a writable directory{}",
-                                                options_.multipart_temp_dir,
-                                                S_ISDIR(dir.st_mode) || err == 0 ? "" : fmt::format(" ({})", std::strerror(err))));
+    // A directory you chose is checked now rather than at the first upload (a 500 then, for
+    // every file). The default /tmp is not: an app without uploads must still start where
+    // there is none (a scratch image, a read-only root).
+    if (options_.multipart_temp_dir != "/tmp") {
+        const char* const dir = options_.multipart_temp_dir.c_str();
+        struct stat st {};
+        std::string why;
+        if (::stat(dir, &st) != 0) {
+            why = std::strerror(errno);
+        } else if (!S_ISDIR(st.st_mode)) {
+            why = "not a directory";
+        } else if (::access(dir, W_OK | X_OK) != 0) {
+            why = std::strerror(errno);
+        }
+        if (!why.empty()) {
+            throw std::invalid_argument(fmt::format("AppOptions.multipart_temp_dir: '{}' is not a writable directory ({})",
+                                                    options_.multipart_temp_dir, why));
+        }
     }
 }
 
@@ -288,7 +300,7 @@ std::string listen_address_problem(std::string_view text) {
         return "write host:port without a scheme, e.g. '127.0.0.1:8080'";
     }
     const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos) {
+    if (colon == std::string_view::npos || (text.starts_with('[') && text.ends_with(']'))) {
         return fmt::format("no port: write host:port, e.g. '0.0.0.0:{0}' (all interfaces) or '127.0.0.1:{0}'", text);
     }
     const std::string_view port = text.substr(colon + 1);
@@ -300,10 +312,10 @@ std::string listen_address_problem(std::string_view text) {
     std::string_view host = text.substr(0, colon);
     if (host.starts_with('[') && host.ends_with(']')) {
         host = host.substr(1, host.size() - 2);
+    } else if (host.find(':') != std::string_view::npos) {
+        return fmt::format("an IPv6 address goes in brackets: '[{}]:{}'", host, port);
     }
-    return fmt::format("'{}' is not an IP address (host names other than localhost are not resolved; IPv6 goes in "
-                       "brackets: '[::1]:8080')",
-                       host);
+    return fmt::format("'{}' is not an IP address (host names other than localhost are not resolved)", host);
 }
 
 } // namespace
@@ -312,7 +324,7 @@ void App::listen(std::string_view address, unsigned threads, std::function<void(
     std::string text(address);
     if (!text.empty() && text.front() == ':') {
         text = "0.0.0.0" + text;
-    } else if (text.starts_with("localhost:")) {
+    } else if (text.size() > 10 && http::detail::iequals(std::string_view(text).substr(0, 10), "localhost:")) {
         text = "127.0.0.1" + text.substr(9); // the habit from other frameworks; IPv4 loopback
     }
     auto parsed = io::SocketAddress::parse(text);

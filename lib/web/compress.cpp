@@ -312,20 +312,11 @@ bool Compress::would_compress(std::string_view content_type, std::uint64_t size,
     return size >= options_.min_size && size <= options_.max_size && size != 0 && eligible(content_type, cache_control);
 }
 
-const Compress* Compress::pending_for(const Context& c) noexcept {
-    const Compress* const* self = c.local<const Compress*>(kLocalKey);
-    return self != nullptr ? *self : nullptr;
-}
+void Compress::vary(http::Response& res) { add_vary_accept_encoding(res); }
 
 runtime::Task<> Compress::operator()(Context& c, Next next) const {
-    const bool gzip_ok = accepts_gzip(c.header("Accept-Encoding"));
-    if (gzip_ok && !c.header("Range").empty()) {
-        // A range applies to the representation the request selects, and that is the gzip
-        // one if we are going to compress it: ranges over the identity bytes spliced onto a
-        // gzip download corrupt it. Handlers that can tell (send_file) ask pending_for() and
-        // answer the whole representation instead (what nginx does).
-        c.emplace_local<const Compress*>(kLocalKey, this);
-    }
+    // Handlers that answer 304/206 themselves learn from around() what the 200 would be.
+    c.compress_ = this;
     auto rest = next();
     co_await rest;
 
@@ -335,13 +326,10 @@ runtime::Task<> Compress::operator()(Context& c, Next next) const {
     http::Response& res = c.response();
     const int status = res.status();
     if (status == 304 || status == 206) {
-        // No body to compress, but the headers the 200 would carry (RFC 9110 §15.4.5: a 304
-        // sends Vary and ETag as the 200 would; §15.3.7: so does a 206).
-        if (res.header("Content-Encoding").empty() && eligible(res.header("Content-Type"), res.header("Cache-Control"))) {
-            add_vary_accept_encoding(res);
-        }
+        // Nothing to compress. Their Vary comes from whoever made them (send_file, mw::etag:
+        // they know the size and type of the 200 that would have been sent).
         const std::string_view etag = res.header("ETag");
-        if (status == 304 && gzip_ok && !etag.empty() && !etag.starts_with("W/")) {
+        if (status == 304 && !etag.empty() && !etag.starts_with("W/") && accepts_gzip(c.header("Accept-Encoding"))) {
             // The client proved it holds our gzip form, whose tag is the weak one: the 304
             // names what it stands for.
             std::string weak("W/");
@@ -363,7 +351,7 @@ runtime::Task<> Compress::operator()(Context& c, Next next) const {
         co_return;
     }
     add_vary_accept_encoding(res);
-    if (!gzip_ok) {
+    if (!accepts_gzip(c.header("Accept-Encoding"))) {
         co_return;
     }
 
@@ -413,6 +401,12 @@ runtime::Task<> Etag::operator()(Context& c, Next next) const {
     }
     const std::string_view inm = c.header("If-None-Match");
     if (!inm.empty() && etag_list_matches(inm, etag, true)) {
+        // The 304 carries the Vary a compress() around us puts on this 200 (RFC 9110 §15.4.5).
+        if (const Compress* compress = Compress::around(c);
+            compress != nullptr && res.header("Content-Encoding").empty() &&
+            compress->would_compress(res.header("Content-Type"), res.body().size(), res.header("Cache-Control"))) {
+            add_vary_accept_encoding(res);
+        }
         res.set_status(304);
         res.set_body({});
         res.remove_header("Content-Length");

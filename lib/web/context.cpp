@@ -161,6 +161,9 @@ RangeMatch match_media_range(std::string_view element, std::string_view major, s
     int q = 1000;
     while (!element.empty()) {
         const std::string_view param = trim_ows(next_list_item(element, ';'));
+        if (param.empty()) {
+            continue; // "text/html;;q=0.5": an empty parameter is allowed (RFC 9110 §5.6.6)
+        }
         const auto eq = param.find('=');
         if (eq == std::string_view::npos || !is_token(param.substr(0, eq)) || eq + 1 == param.size()) {
             return {}; // "q", "q =0", "level=": malformed

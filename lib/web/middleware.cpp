@@ -1022,10 +1022,13 @@ runtime::Task<> deadline(Context& c, std::chrono::milliseconds limit, runtime::S
 
 } // namespace
 
-Timeout timeout(std::chrono::milliseconds limit) {
+Timeout::Timeout(std::chrono::milliseconds limit) : limit_(limit) {
     if (limit.count() <= 0) {
         throw std::invalid_argument(fmt::format("mw::timeout: the limit must be positive, got {} ms", limit.count()));
     }
+}
+
+Timeout timeout(std::chrono::milliseconds limit) {
     return Timeout(limit);
 }
 

@@ -609,6 +609,14 @@ runtime::Task<> serve_open_file(Context& c, UniqueFd fd, struct stat st, std::st
         }
     };
 
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    const std::string_view content_type = o.content_type.empty() ? mime_type(name_for_type) : o.content_type;
+    // Whether a compress() around us gzips this file's 200 for clients that accept gzip: then
+    // its 304 and 206 carry the same Vary, and a gzip client's range is of the gzip form.
+    const Compress* const compress = Compress::around(c);
+    const bool compressible = compress != nullptr && size <= o.small_file_limit &&
+                              compress->would_compress(content_type, size, o.cache_control);
+
     switch (evaluate_conditions(c, st, etag, o)) {
     case Precondition::failed:
         c.app().answer_error(c, 412, "Precondition Failed");
@@ -617,20 +625,19 @@ runtime::Task<> serve_open_file(Context& c, UniqueFd fd, struct stat st, std::st
         res.set_status(304);
         res.set_body({});
         common_validators();
+        if (compressible) {
+            Compress::vary(res);
+        }
         co_return;
     case Precondition::pass:
         break;
     }
 
-    const auto size = static_cast<std::uint64_t>(st.st_size);
     std::uint64_t first = 0;
     std::uint64_t length = size;
     bool partial = false;
-    const std::string_view content_type = o.content_type.empty() ? mime_type(name_for_type) : o.content_type;
-    const Compress* const compress = Compress::pending_for(c);
-    // Whole file when compress will gzip it: the client's range is of the gzip form.
-    const bool gzipped_whole =
-        compress != nullptr && size <= o.small_file_limit && compress->would_compress(content_type, size, o.cache_control);
+    // Whole file when compress will gzip it for this client: its range is of the gzip form.
+    const bool gzipped_whole = compressible && accepts_gzip(c.header("Accept-Encoding"));
     if (o.ranges && c.method() == http::Method::get && !gzipped_whole) {
         const std::string_view range = c.header("Range");
         if (!range.empty() && if_range_allows(c.header("If-Range"), st, etag)) {
@@ -657,6 +664,9 @@ runtime::Task<> serve_open_file(Context& c, UniqueFd fd, struct stat st, std::st
     }
     if (partial) {
         res.set_header("Content-Range", fmt::format("bytes {}-{}/{}", first, first + length - 1, size));
+        if (compressible) {
+            Compress::vary(res); // as the 200 would (RFC 9110 §15.3.7)
+        }
     }
 
     const bool head = c.method() == http::Method::head;

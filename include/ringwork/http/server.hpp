@@ -211,7 +211,9 @@ struct ServerOptions {
     std::size_t max_headers = 100;          ///< 431 above
     std::size_t write_buffer_size = 4096;   ///< pooled output buffer size per connection with pending output
     milliseconds read_timeout{0};           ///< whole request (head and body) must arrive within; 0 = none
-    milliseconds header_read_timeout{10000};///< head must arrive within (slowloris defence); 0 = none
+    /// The head must arrive within this of its first byte (slowloris defence), and a new
+    /// connection's first request must begin within it of the accept; 0 = none.
+    milliseconds header_read_timeout{10000};
     milliseconds idle_timeout{0};           ///< keep-alive idle limit; 0 = read_timeout, else none
     /// An idle keep-alive connection idle this long gives its worker, coroutine frames and
     /// Connection state back and waits as a ~0.3 KiB record with the receive armed in the
@@ -274,10 +276,11 @@ struct ServerOptions {
     unsigned buffer_count = 1024;           ///< provided receive buffers per reactor (power of two, [1, 32768])
     /// The hijack handler owns the hijacked socket: the server does not close it.
     bool keep_hijacked_conns = false;
-    /// TCP listen_and_serve(): let other processes of this user bind the same port (all
-    /// listeners use SO_REUSEPORT, so the kernel then spreads connections over both; used for a
-    /// restart without a refused connection, see docs/deployment.md). Off: a port that another
-    /// socket already listens on fails with EADDRINUSE, as most servers do.
+    /// TCP listen_and_serve(): this server may join a port that another process of this user
+    /// already listens on (every ringwork listener has SO_REUSEPORT, so the kernel then spreads
+    /// new connections over both): set it on the *new* process of a restart without a refused
+    /// connection (docs/deployment.md). Off: a port that another socket is bound to fails with
+    /// EADDRINUSE before any thread starts, as most servers do.
     bool share_port = false;
 
     void validate() const;
@@ -370,7 +373,9 @@ public:
     /// \brief Serve one already-accepted connection to its end.
     runtime::Task<> serve_conn(io::Socket socket);
     /// \brief Start `threads` reactors (0 = one per CPU) and serve `address` until shutdown()
-    /// or SIGINT/SIGTERM. TCP: each reactor binds its own SO_REUSEPORT listener. Unix socket
+    /// or SIGINT/SIGTERM. TCP: one SO_REUSEPORT listener per reactor, all bound before any
+    /// thread starts, so a bad address or a busy port throws here (std::system_error,
+    /// EADDRINUSE for a port another socket is bound to, unless share_port). Unix socket
     /// (SocketAddress::unix_path): one socket is bound first (a stale socket file is replaced,
     /// anything else at the path fails the call), every reactor runs a multishot accept on its
     /// own dup() of it, and the file is removed when serving ends.

@@ -49,6 +49,8 @@ struct AppOptions {
     /// A multipart body larger than this is 413. Bodies the server gathers are bounded by
     /// ServerOptions::max_request_body_size first; this bounds streamed ones (read_multipart()).
     std::size_t multipart_max_body_size = 64U << 20;
+    /// Where file parts over multipart_memory_limit go. Another directory than the default is
+    /// checked when the App is built (std::invalid_argument unless it is a writable directory).
     std::string multipart_temp_dir = "/tmp";
 };
 
@@ -179,7 +181,7 @@ public:
     /// "localhost:8080" for 127.0.0.1, "[::1]:8080"; other host names are not resolved) with
     /// `threads` reactors (0: one per CPU) until shutdown() or SIGINT/SIGTERM. `on_ready(port)`
     /// runs once listening (port 0 picks a free port). A malformed address throws
-    /// std::invalid_argument saying what is wrong; a port another socket listens on throws
+    /// std::invalid_argument saying what is wrong; a port another socket is bound to throws
     /// std::system_error (EADDRINUSE) before any thread starts (see ServerOptions::share_port).
     void listen(std::string_view address, unsigned threads = 0, std::function<void(std::uint16_t)> on_ready = {});
     /// \brief listen(":port").

@@ -44,14 +44,16 @@ public:
     /// be gzipped for a client that accepts gzip.
     [[nodiscard]] bool would_compress(std::string_view content_type, std::uint64_t size,
                                       std::string_view cache_control) const noexcept;
-    /// \brief The compress middleware around this request when the request accepts gzip and
-    /// asks for a Range, else nullptr. A handler that serves ranges (send_file) answers the
-    /// whole representation when would_compress() says it will be gzipped: a range of the
-    /// identity bytes is not a range of the representation the client selected.
-    [[nodiscard]] static const Compress* pending_for(const Context& c) noexcept;
+    /// \brief The compress middleware around this request, else nullptr. Handlers that answer
+    /// 304 or 206 themselves (send_file, mw::etag) ask it: when would_compress() says the 200
+    /// is gzipped for some clients, their answer carries `Vary: Accept-Encoding` too (RFC 9110
+    /// §15.4.5, §15.3.7), and send_file answers a gzip client's Range with the whole file (a
+    /// range of the identity bytes is not one of the representation the client selected).
+    [[nodiscard]] static const Compress* around(const Context& c) noexcept { return c.compress_; }
+    /// \brief Add `Accept-Encoding` to the response's Vary (merged with what is there).
+    static void vary(http::Response& res);
 
 private:
-    static constexpr std::string_view kLocalKey = "ringwork.compress";
     [[nodiscard]] bool eligible(std::string_view content_type, std::string_view cache_control) const noexcept;
     CompressOptions options_;
 };
@@ -97,12 +99,17 @@ namespace mw {
 /// no `Cache-Control: no-transform` and a compressible_type(), gets `Vary: Accept-Encoding`
 /// (merged with a Vary already set); when accepts_gzip() says so and the result is smaller,
 /// the body is replaced by its gzip form with `Content-Encoding: gzip`, a handler-set
-/// Content-Length is removed (the server writes the real one) and a strong ETag is made weak
-/// (`"x"` becomes `W/"x"`: still equal under the weak comparison If-None-Match uses, so 304s
-/// keep working, and no longer claims byte equality with the identity form).
+/// Content-Length and `Accept-Ranges` are removed (the server writes the real length; ranges
+/// of the gzip form are not served) and a strong ETag is made weak (`"x"` becomes `W/"x"`:
+/// still equal under the weak comparison If-None-Match uses, so 304s keep working, and no
+/// longer claims byte equality with the identity form).
 ///
 /// Streamed responses (Context::write()) are sent as they are: their head is on the wire
-/// before the middleware runs again. Neither are 206, 304 or 204 responses.
+/// before the middleware runs again. Neither are 206, 304 or 204 responses, but a 304 to a
+/// gzip client whose If-None-Match holds the weak form of the response's strong ETag names
+/// that weak tag (what the client holds). send_file/static_files and mw::etag learn through
+/// Compress::around() what the 200 would be: their 304s and 206s then carry the same `Vary`,
+/// and send_file answers a gzip client's Range for a file it would gzip with the whole file.
 ///
 /// Put it outside mw::etag() (`app.use(mw::compress()); app.use(mw::etag());`) so that the
 /// ETag is computed on, and 304s are decided from, the identity body, before any

@@ -12,6 +12,8 @@
 
 #include <array>
 #include <charconv>
+#include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <memory>
 #include <new>
@@ -42,17 +44,30 @@ struct Step {
 
 } // namespace detail
 
+class Compress;
+
 namespace detail {
 /// HttpError(400): `<what> '<name>' must be <an integer|a number>[ in range], got "<text>"`.
 [[noreturn]] void throw_bad_number(std::string_view what, std::string_view name, std::string_view text,
                                    bool integral, bool out_of_range);
 
+/// The types param_as/query_as parse: integers (not bool or a character type) and floating point.
 template <class T>
+concept Number = (std::integral<T> && !std::is_same_v<T, bool> && !std::is_same_v<T, char> &&
+                  !std::is_same_v<T, wchar_t> && !std::is_same_v<T, char8_t> && !std::is_same_v<T, char16_t> &&
+                  !std::is_same_v<T, char32_t>) ||
+                 std::floating_point<T>;
+
+template <Number T>
 T parse_number(std::string_view what, std::string_view name, std::string_view text) {
     T value{};
     const char* const end = text.data() + text.size();
     const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-    if (text.empty() || ec != std::errc{} || ptr != end) {
+    bool finite = true;
+    if constexpr (std::floating_point<T>) {
+        finite = std::isfinite(value); // "inf" and "nan" parse, but are not numbers to answer with
+    }
+    if (text.empty() || ec != std::errc{} || ptr != end || !finite) {
         throw_bad_number(what, name, text, std::is_integral_v<T>, ec == std::errc::result_out_of_range);
     }
     return value;
@@ -156,8 +171,7 @@ public:
     /// the whole text must be one, in T's range (std::from_chars: no sign for unsigned types,
     /// no spaces, no "0x"). Otherwise HttpError(400), e.g. `path parameter 'id' must be an
     /// integer, got "abc"`: `/users/abc` is answered without code of yours.
-    template <class T>
-        requires(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>)
+    template <detail::Number T>
     [[nodiscard]] T param_as(std::string_view name) const {
         return detail::parse_number<T>("path parameter", name, param(name));
     }
@@ -170,8 +184,7 @@ public:
     /// \brief Query argument `name` as a number of type T (as param_as): nullopt when absent,
     /// HttpError(400) naming the argument when present but not a number in T's range.
     /// `c.query_as<unsigned>("limit").value_or(20)`.
-    template <class T>
-        requires(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>)
+    template <detail::Number T>
     [[nodiscard]] std::optional<T> query_as(std::string_view name) {
         const std::optional<std::string_view> text = query(name);
         if (!text) {
@@ -277,7 +290,8 @@ public:
     /// static-file middleware does; 404 when it does not exist.
     runtime::Task<> file(std::string path);
     /// Stream the response (chunked): the first call sends the status and headers set so far.
-    /// Returns false once the client is gone.
+    /// Returns false once the client is gone. A body set before (json, text) throws
+    /// std::logic_error at the first call instead of being dropped.
     runtime::Task<bool> write(std::string_view chunk) { return x_->write(chunk); }
     /// Wait until everything written so far has reached the kernel.
     runtime::Task<bool> flush() { return x_->flush(); }
@@ -321,6 +335,8 @@ public:
     Params params_;
     std::string_view route_;
     runtime::StopToken stop_;
+    /// The compress middleware around this request, if any (Compress::around()).
+    const Compress* compress_ = nullptr;
     void begin_json();
 
 private:

@@ -334,8 +334,8 @@ RateLimit rate_limit(RateLimitOptions options = {});
 /// \brief The deadline middleware (see timeout()).
 class Timeout {
 public:
-    explicit Timeout(std::chrono::milliseconds limit) noexcept
-        : limit_(limit) {}
+    /// Throws std::invalid_argument for a limit of zero or less.
+    explicit Timeout(std::chrono::milliseconds limit);
     runtime::Task<> operator()(Context& c, Next next) const;
 
 private:

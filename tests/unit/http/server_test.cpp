@@ -205,6 +205,12 @@ TEST_SUITE("server") {
         ServerOptions b;
         b.max_request_body_size = 0;
         CHECK_THROWS_WITH_AS(Server{b}, doctest::Contains("ServerOptions.max_request_body_size"), std::invalid_argument);
+        // ... unless 0 means something: stream every body, or deny by default per route.
+        b.stream_request_body = true;
+        CHECK_NOTHROW(Server{b});
+        b.stream_request_body = false;
+        b.header_received = [](const ringwork::http::Request&) { return ringwork::http::RequestConfig{}; };
+        CHECK_NOTHROW(Server{b});
     }
 }
 
@@ -764,7 +770,7 @@ TEST_SUITE("server listeners") {
         {
             Server s;
             CHECK_THROWS_WITH_AS(s.listen_and_serve(SocketAddress::loopback(busy), 2, [&](std::uint16_t) { ready = true; }),
-                                 doctest::Contains("another socket listens on this port"), std::system_error);
+                                 doctest::Contains("another socket is bound to this port"), std::system_error);
         }
         CHECK_FALSE(ready);
         ::close(other);

@@ -370,6 +370,7 @@ TEST_CASE("static files are compressed; a 304 or 206 carries the 200's Vary; a r
     {
         std::ofstream(dir / "site.css", std::ios::binary) << css;
         std::ofstream(dir / "logo.png", std::ios::binary) << css;
+        std::ofstream(dir / "tiny.css", std::ios::binary) << "a { color: red }";
     }
     {
         web::App app;
@@ -409,11 +410,25 @@ TEST_CASE("static files are compressed; a 304 or 206 carries the 200's Vary; a r
         CHECK(part.body == css.substr(0, 10));
         CHECK_FALSE(part.has_header("Content-Encoding"));
         CHECK(part.header("Vary") == "Accept-Encoding");
-        // A type compress never gzips keeps its ranges for a gzip client, and no Vary.
+        // A type compress never gzips keeps its ranges for a gzip client, and no Vary on its
+        // 200, 206 or 304 (its 200 has none).
         const TestResponse png = client.get("/logo.png", {{"Accept-Encoding", "gzip"}, {"Range", "bytes=0-9"}});
         CHECK(png.status == 206);
         CHECK_FALSE(png.has_header("Vary"));
-        CHECK_FALSE(client.get("/logo.png", kGzip).has_header("Content-Encoding"));
+        const TestResponse png_full = client.get("/logo.png", kGzip);
+        CHECK_FALSE(png_full.has_header("Content-Encoding"));
+        CHECK_FALSE(png_full.has_header("Vary"));
+        const TestResponse png_nm =
+            client.get("/logo.png", {{"Accept-Encoding", "gzip"}, {"If-None-Match", std::string(png_full.header("ETag"))}});
+        CHECK(png_nm.status == 304);
+        CHECK_FALSE(png_nm.has_header("Vary"));
+        // Nor does a file below min_size.
+        const TestResponse tiny = client.get("/tiny.css", kGzip);
+        CHECK_FALSE(tiny.has_header("Vary"));
+        const TestResponse tiny_nm =
+            client.get("/tiny.css", {{"Accept-Encoding", "gzip"}, {"If-None-Match", std::string(tiny.header("ETag"))}});
+        CHECK(tiny_nm.status == 304);
+        CHECK_FALSE(tiny_nm.has_header("Vary"));
     }
     {
         // Without the compress middleware ranges work for a gzip client as before.
@@ -516,6 +531,20 @@ TEST_CASE("compress outside etag: the tag of the identity body, weakened when gz
     const TestResponse nm_identity = client.get("/t", {{"If-None-Match", strong}});
     CHECK(nm_identity.status == 304);
     CHECK(nm_identity.header("ETag") == strong);
+    CHECK(nm_identity.header("Vary") == "Accept-Encoding"); // the 200 varies for every client
+}
+
+TEST_CASE("etag inside compress: a body compress never gzips gets a 304 without Vary") {
+    web::App app;
+    app.use(web::mw::compress());
+    app.use(web::mw::etag());
+    app.get("/small", Fixed{"short"});
+    TestClient client(app);
+    const TestResponse r = client.get("/small", kGzip);
+    CHECK_FALSE(r.has_header("Vary"));
+    const TestResponse nm = client.get("/small", {{"Accept-Encoding", "gzip"}, {"If-None-Match", std::string(r.header("ETag"))}});
+    CHECK(nm.status == 304);
+    CHECK_FALSE(nm.has_header("Vary"));
 }
 
 } // TEST_SUITE

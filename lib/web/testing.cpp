@@ -87,7 +87,7 @@ struct TestClient::Conn {
 };
 
 TestClient::TestClient(App& app, std::chrono::milliseconds timeout)
-    : app_(&app), timeout_(timeout), server_(std::make_unique<http::Server>(app.options().server)),
+    : timeout_(timeout), server_(std::make_unique<http::Server>(app.options().server)),
       conn_(std::make_unique<Conn>()) {
 #ifdef RINGWORK_TESTING_TSAN
     app.freeze(); // what install() does, with the handler wrapped for TSan (see Conn)

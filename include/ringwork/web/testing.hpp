@@ -101,7 +101,6 @@ private:
     void ensure_connected();
     TestResponse read_one(bool head_only, void (*on_chunk)(void*, std::string_view), void* ctx);
 
-    App* app_;
     std::chrono::milliseconds timeout_;
     std::unique_ptr<http::Server> server_;
     std::unique_ptr<Conn> conn_;

@@ -2553,6 +2553,7 @@ void Server::run_reactors(const io::SocketAddress& address, const std::vector<in
     // reactors, where the error was logged and the process went on serving nothing). Unless
     // share_port, the first bind also checks that no other socket holds the port.
     std::vector<io::Listener> tcp;
+    std::uint16_t tcp_port = 0;
     if (fds.empty()) {
         io::SocketAddress where = address;
         tcp.reserve(runtime.size());
@@ -2562,7 +2563,7 @@ void Server::run_reactors(const io::SocketAddress& address, const std::vector<in
             try {
                 tcp.push_back(io::Listener::bind(where, listen_options));
             } catch (const std::system_error& e) {
-                if (e.code() == std::errc::address_in_use && i == 0 && !options_.share_port) {
+                if (e.code() == std::errc::address_in_use && listen_options.exclusive) {
                     throw std::system_error(e.code(), fmt::format("bind {}: another socket is bound to this port "
                                                                   "(ServerOptions::share_port lets this server join "
                                                                   "one that another process of this user listens on, "
@@ -2571,10 +2572,13 @@ void Server::run_reactors(const io::SocketAddress& address, const std::vector<in
                 }
                 throw;
             }
-            where.set_port(tcp.front().local_address().port()); // port 0: the others join the first's
+            if (i == 0) {
+                tcp_port = tcp.front().local_address().port();
+                where.set_port(tcp_port); // port 0: the others join the first's
+            }
         }
     }
-    std::atomic<std::uint16_t> port{tcp.empty() ? std::uint16_t{0} : tcp.front().local_address().port()};
+    std::atomic<std::uint16_t> port{tcp_port};
     std::atomic<unsigned> bound{0};
     {
         std::lock_guard lock(states_mutex_);

@@ -137,13 +137,21 @@ public:
             }
             slot = last_slot_;
         }
-        if (!flush_work_.queued_ && npending_ != 0) {
+        if (flush_work_.queued_ && npending_ != 0) {
+            // The requests of one pass share their start (the reactor's wake-up) and mostly
+            // their route: one entry counts them all, one bucket search at the flush.
+            Pending& last = pending_[npending_ - 1];
+            if (last.start == start && last.slot == slot) {
+                ++last.count;
+                return;
+            }
+        } else if (npending_ != 0) {
             flush(); // left by a reactor destroyed before its next pass (shutdown): late, kept
         }
         if (npending_ == pending_.size()) {
             flush();
         }
-        pending_[npending_++] = Pending{start, slot};
+        pending_[npending_++] = Pending{start, slot, 1};
         if (!flush_work_.queued_) {
             if (io::Reactor* r = io::Reactor::current()) {
                 r->defer(&flush_work_);
@@ -174,7 +182,7 @@ public:
 private:
     /// The slot of `route`: found by the address of the pattern (the router's, stable while
     /// the App lives) and confirmed by its text; interned on first sight (one string copy).
-    std::uint32_t slot_for(std::string_view route) {
+    [[gnu::noinline]] std::uint32_t slot_for(std::string_view route) { // off the hot path
         if (route.empty()) {
             route = kUnmatched;
         }
@@ -213,25 +221,28 @@ private:
         const auto m = std::min(static_cast<std::size_t>(method), kMethods - 1);
         ++requests_[m * kClasses + status_class(status)];
     }
-    void add_duration(std::uint32_t slot, std::uint64_t ticks) noexcept {
+    /// `n` requests of `ticks` each.
+    void add_duration(std::uint32_t slot, std::uint64_t ticks, std::uint32_t n = 1) noexcept {
         // `le` buckets: the first bound >= the value, else +Inf (the last).
         const auto bucket = static_cast<std::size_t>(
             std::lower_bound(bounds_.begin(), bounds_.end(), ticks) - bounds_.begin());
-        ++buckets_[slot * per_slot_ + bucket];
-        sums_ticks_[slot] += ticks;
+        buckets_[slot * per_slot_ + bucket] += n;
+        sums_ticks_[slot] += ticks * n;
     }
-    void flush() noexcept {
+    [[gnu::noinline]] void flush() noexcept { // once per pass: off the per-request path
         const std::uint64_t now = runtime::CycleClock::now();
         for (std::size_t i = 0; i < npending_; ++i) {
             const Pending& p = pending_[i];
-            add_duration(p.slot, now > p.start ? now - p.start : 0);
+            add_duration(p.slot, now > p.start ? now - p.start : 0, p.count);
         }
         npending_ = 0;
     }
 
+    /// Requests that began at `start` (the same wake-up) on route slot `slot`.
     struct Pending {
         std::uint64_t start;
         std::uint32_t slot;
+        std::uint32_t count;
     };
     /// The reactor runs it before its next submit. A Shard lives as long as its MetricsState,
     /// which the App's observer keeps until the App is destroyed, after serving; a reactor

@@ -333,6 +333,81 @@ TEST_SUITE("web.metrics") {
         CHECK(s[R"(ringwork_requests_total{method="GET",status_class="2xx"})"] == 2);
     }
 
+    TEST_CASE("pipelined requests are counted one by one: runs of a route, routes alternating past "
+              "the 64 entries a pass keeps, and slow handlers within the batch") {
+        // The requests of one pass share their start: one pending entry counts a run of the
+        // same route, and a route change starts a new entry (flushed early past 64).
+        App app;
+        mw::MetricsOptions options;
+        options.buckets = {0.01, 100};
+        options.process = false;
+        mw::Metrics metrics(app, options);
+        app.get("/a", [](Context& c) { c.text("a"); });
+        app.get("/b", [](Context& c) { c.text("b"); });
+        app.get("/users/:id", [](Context& c) { c.text(c.param("id")); });
+        app.get("/busy", [](Context& c) {
+            const auto until = std::chrono::steady_clock::now() + 15ms;
+            while (std::chrono::steady_clock::now() < until) {
+            }
+            c.text("busy");
+        });
+        Served served(app, 1);
+        std::string batch;
+        std::map<std::string, int> sent;
+        const auto add = [&](const std::string& target, const std::string& route) {
+            batch += "GET " + target + " HTTP/1.1\r\nHost: t\r\n\r\n";
+            ++sent[route];
+        };
+        for (int i = 0; i < 40; ++i) {
+            add("/a", "/a");
+        }
+        for (int i = 0; i < 150; ++i) { // every request a new entry
+            if (i % 2 == 0) {
+                add("/a", "/a");
+            } else {
+                add("/users/" + std::to_string(i), "/users/:id");
+            }
+        }
+        for (int i = 0; i < 3; ++i) {
+            add("/busy", "/busy");
+        }
+        for (int i = 0; i < 30; ++i) {
+            add("/b", "/b");
+        }
+        batch += "GET /b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+        ++sent["/b"];
+        const int fd = test::connect_blocking(served.port());
+        REQUIRE(fd >= 0);
+        REQUIRE(test::write_all(fd, batch));
+        const std::string answers = test::read_to_eof(fd);
+        ::close(fd);
+        int total = 0;
+        for (const auto& [route, n] : sent) {
+            total += n;
+        }
+        std::size_t ok = 0;
+        for (auto at = answers.find("HTTP/1.1 200 OK\r\n"); at != std::string::npos;
+             at = answers.find("HTTP/1.1 200 OK\r\n", at + 1)) {
+            ++ok;
+        }
+        REQUIRE(ok == static_cast<std::size_t>(total));
+
+        const Scrape s = parse(metrics.text());
+        CHECK(s.errors.empty());
+        CHECK(s[R"(ringwork_requests_total{method="GET",status_class="2xx"})"] == total);
+        for (const auto& entry : sent) {
+            const std::string& route = entry.first;
+            CAPTURE(route);
+            const std::string key = "{route=\"" + route + "\"}";
+            CHECK(s["ringwork_request_duration_seconds_count" + key] == entry.second);
+            check_histogram(s, "route=\"" + route + "\",", options.buckets);
+        }
+        // Each busy request ends at least 15 ms after the batch's first bytes.
+        CHECK(s[R"(ringwork_request_duration_seconds_bucket{route="/busy",le="0.01"})"] == 0);
+        CHECK(s[R"(ringwork_request_duration_seconds_bucket{route="/busy",le="100"})"] == 3);
+        CHECK(s[R"(ringwork_request_duration_seconds_sum{route="/busy"})"] >= 3 * 0.0149);
+    }
+
     TEST_CASE(
         "per_route off: one unlabelled histogram; max_routes bounds the labels with (other)") {
         SUBCASE("per_route off") {

@@ -10,6 +10,7 @@
 
 #include <ringwork/io/timer_node.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -65,6 +66,8 @@ public:
     /// Live connections holding one output buffer or two (pending_ and sending_: a connection
     /// fills one while the other is in the kernel).
     std::size_t out_holders = 0;
+    /// The most holders at once since the reaper's last tick: what its trim keeps a reserve for.
+    std::size_t out_holders_peak = 0;
     /// Idle output buffers the pool must keep so that every holder can take its second one
     /// without allocating: 2 x out_holders - out_held.
     [[nodiscard]] std::size_t out_reserve() const noexcept { return out_reserve_for(out_holders); }
@@ -72,15 +75,16 @@ public:
     /// now, so a later peak of sends in flight (every busy connection with two buffers at once)
     /// finds them all there. A pool grown on demand allocated at each new peak instead, at
     /// random moments long after warm-up (one allocation in 20,000 pipelined requests, issue 7).
-    /// When the pool must grow for a new peak of holders it grows by an eighth more (a pair
-    /// for every 8 holders), so a load that wanders around its peak does not allocate at each
+    /// When the pool must grow for a new peak of holders it grows by a margin more
+    /// (out_margin_for), so a load that wanders around its peak does not allocate at each
     /// new maximum. The caller counts the holder (++out_holders) once its buffer is taken, so
     /// a failed allocation changes nothing.
     void reserve_for_new_out_holder() {
         const std::size_t holders = out_holders + 1;
+        out_holders_peak = std::max(out_holders_peak, holders);
         const std::size_t need = out_reserve_for(holders);
         if (out_pool.idle() < need) {
-            out_pool.ensure_idle(need + 2 * (holders / 8), out_held);
+            out_pool.ensure_idle(need + out_margin_for(holders), out_held);
         }
     }
     /// After a trim, or a buffer the pool did not keep (grown past 16 times its size): give
@@ -91,10 +95,22 @@ public:
         } catch (const std::bad_alloc&) {
         }
     }
-    /// Free the idle output buffers but the busy connections' reserve (reaper, trim_loop).
-    void trim_out_pool() noexcept {
-        out_pool.trim(out_reserve());
+    /// Free the idle output buffers but the reserve of `holders` busy connections (with the
+    /// growth's margin). The reaper passes the peak of its last interval, not the holders of
+    /// this instant: a keep-alive connection between two requests holds no buffer, so the
+    /// instant's count undercounts a steady load, and trimming to it made the load's next peak
+    /// allocate again (7 allocations in 100,000 keep-alive requests after a worker retired,
+    /// issue 7). trim_loop (reduce_memory_usage) passes the instant's: memory over CPU.
+    void trim_out_pool(std::size_t holders) noexcept {
+        holders = std::max(holders, out_holders);
+        out_pool.trim(out_reserve_for(holders) + out_margin_for(holders));
         restore_out_reserve(); // grown buffers dropped by the trim may have been part of it
+    }
+    /// The peak of holders since the last call (at least the holders now), and a new interval.
+    std::size_t take_out_holders_peak() noexcept {
+        const std::size_t peak = std::max(out_holders_peak, out_holders);
+        out_holders_peak = out_holders;
+        return peak;
     }
     runtime::Counter carry_held;  ///< carry buffers taken from carry_pool by live connections
     runtime::StopSource shutdown;  ///< fires when the server shuts down (this reactor's view)
@@ -162,6 +178,13 @@ private:
     [[nodiscard]] std::size_t out_reserve_for(std::size_t holders) const noexcept {
         const std::size_t held = out_held;
         return 2 * holders > held ? 2 * holders - held : 0;
+    }
+    /// What a growth adds beyond the need, and a trim keeps: a pair for a quarter more holders,
+    /// at least 8 (64 KiB at the default write_buffer_size), none for no holder. An eighth, and
+    /// none below 8 holders, let every new peak of a small load allocate: 16 keep-alive
+    /// connections first all busy at once after 100,000 requests allocated 7 times.
+    [[nodiscard]] static std::size_t out_margin_for(std::size_t holders) noexcept {
+        return holders == 0 ? 0 : 2 * std::max<std::size_t>(holders / 4, 8);
     }
     void unlink_parked(ConnRecord* rec) noexcept;
     std::vector<std::unique_ptr<Exchange>> free_exchanges_;

@@ -148,6 +148,7 @@ runtime::Task<> run_reaper(ReactorState* st, std::chrono::milliseconds interval)
             break;
         }
         const std::size_t retired = st->workers.retire_idle(io::Clock::now() - interval);
+        const std::size_t out_peak = st->take_out_holders_peak(); // this interval's
         // Pooled buffers that grew since the last tick go back to the allocator (at most one
         // re-grow per buffer and tick under a steady load, instead of a ratchet).
         st->out_pool.trim_grown();
@@ -158,7 +159,7 @@ runtime::Task<> run_reaper(ReactorState* st, std::chrono::milliseconds interval)
             // Let the retired workers finish (they are queued), then give memory back.
             co_await runtime::yield();
             runtime::FramePool::trim();
-            st->trim_out_pool();
+            st->trim_out_pool(out_peak);
             st->body_pool.trim();
             st->carry_pool.trim();
             st->trim_records();

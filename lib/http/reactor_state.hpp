@@ -95,15 +95,15 @@ public:
         } catch (const std::bad_alloc&) {
         }
     }
-    /// Free the idle output buffers but the reserve of `holders` busy connections (with the
-    /// growth's margin). The reaper passes the peak of its last interval, not the holders of
-    /// this instant: a keep-alive connection between two requests holds no buffer, so the
-    /// instant's count undercounts a steady load, and trimming to it made the load's next peak
-    /// allocate again (7 allocations in 100,000 keep-alive requests after a worker retired,
-    /// issue 7). trim_loop (reduce_memory_usage) passes the instant's: memory over CPU.
-    void trim_out_pool(std::size_t holders) noexcept {
+    /// Free the idle output buffers but the reserve of `holders` busy connections, and with
+    /// `margin` the growth's margin. The reaper passes the peak of its last interval, not the
+    /// holders of this instant: a keep-alive connection between two requests holds no buffer,
+    /// so the instant's count undercounts a steady load, and trimming to it made the load's
+    /// next request allocate again. trim_loop (reduce_memory_usage) passes the instant's
+    /// holders and no margin: memory over CPU.
+    void trim_out_pool(std::size_t holders, bool margin) noexcept {
         holders = std::max(holders, out_holders);
-        out_pool.trim(out_reserve_for(holders) + out_margin_for(holders));
+        out_pool.trim(out_reserve_for(holders) + (margin ? out_margin_for(holders) : 0));
         restore_out_reserve(); // grown buffers dropped by the trim may have been part of it
     }
     /// The peak of holders since the last call (at least the holders now), and a new interval.
@@ -179,12 +179,17 @@ private:
         const std::size_t held = out_held;
         return 2 * holders > held ? 2 * holders - held : 0;
     }
-    /// What a growth adds beyond the need, and a trim keeps: a pair for a quarter more holders,
-    /// at least 8 (64 KiB at the default write_buffer_size), none for no holder. An eighth, and
-    /// none below 8 holders, let every new peak of a small load allocate: 16 keep-alive
-    /// connections first all busy at once after 100,000 requests allocated 7 times.
-    [[nodiscard]] static std::size_t out_margin_for(std::size_t holders) noexcept {
-        return holders == 0 ? 0 : 2 * std::max<std::size_t>(holders / 4, 8);
+    /// What a growth adds beyond the need, and the reaper's trim keeps: a pair for a quarter
+    /// more holders, at least 8 pairs of buffers up to 4 KiB (64 KiB at the default
+    /// write_buffer_size; fewer pairs of bigger buffers, at least one), none for no holder. An
+    /// eighth, and none below 8 holders, let every new peak of a small load allocate: 16
+    /// keep-alive connections first all busy at once after 100,000 requests allocated 7 times.
+    [[nodiscard]] std::size_t out_margin_for(std::size_t holders) const noexcept {
+        if (holders == 0) {
+            return 0;
+        }
+        const std::size_t floor = std::clamp<std::size_t>((32 * 1024) / out_pool.capacity(), 1, 8);
+        return 2 * std::max(holders / 4, floor);
     }
     void unlink_parked(ConnRecord* rec) noexcept;
     std::vector<std::unique_ptr<Exchange>> free_exchanges_;

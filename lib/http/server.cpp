@@ -2236,7 +2236,7 @@ runtime::Task<> trim_loop(detail::ReactorState* st, milliseconds interval) {
         } catch (const runtime::OperationCancelled&) {
             break;
         }
-        st->trim_out_pool(st->out_holders); // reduce_memory_usage: the instant's reserve only
+        st->trim_out_pool(st->out_holders, false); // reduce_memory_usage: the instant's reserve only
         st->body_pool.trim();
         st->carry_pool.trim();
         io::detail::current_impl().spare().trim();

@@ -141,6 +141,10 @@ WorkerPool::Stats WorkerPool::stats() const noexcept {
 }
 
 runtime::Task<> run_reaper(ReactorState* st, std::chrono::milliseconds interval) {
+    // A retirement's trim kept the output buffers of its interval's peak: the next tick trims
+    // again with the next interval's (0 once the load that retired its workers is gone), or
+    // that memory would stay until another worker retires.
+    bool out_trim_again = false;
     for (;;) {
         try {
             co_await io::sleep_for(interval);
@@ -159,11 +163,15 @@ runtime::Task<> run_reaper(ReactorState* st, std::chrono::milliseconds interval)
             // Let the retired workers finish (they are queued), then give memory back.
             co_await runtime::yield();
             runtime::FramePool::trim();
-            st->trim_out_pool(out_peak);
+            st->trim_out_pool(out_peak, true);
+            out_trim_again = out_peak > st->out_holders;
             st->body_pool.trim();
             st->carry_pool.trim();
             st->trim_records();
             io::detail::current_impl().spare().trim();
+        } else if (out_trim_again) {
+            st->trim_out_pool(out_peak, true);
+            out_trim_again = out_peak > st->out_holders;
         }
     }
 }

@@ -120,6 +120,8 @@ public:
     /// A request that lasted `ticks`.
     void record(http::Method method, int status, std::string_view route, std::uint64_t ticks) {
         count(method, status);
+        // Not the address cache: a middleware's Metrics may outlive the App whose patterns it
+        // saw, and a new pattern may take a dead one's address (slot_for confirms the text).
         add_duration(per_route_ ? slot_for(route) : 0, ticks);
     }
     /// A request that began at tick `start` and ends with this loop pass: counted now, its
@@ -127,21 +129,12 @@ public:
     /// responses (one rdtsc per batch instead of one per request). Reactor thread only.
     void record_at_pass_end(http::Method method, int status, std::string_view route, std::uint64_t start) {
         count(method, status);
-        // The route of the previous request, remembered by the pattern's address: the App
-        // that calls this owns its patterns for as long as it can call (no text compare).
-        std::uint32_t slot = 0;
-        if (per_route_) {
-            if (route.data() != last_route_ || route.empty()) {
-                last_slot_ = slot_for(route);
-                last_route_ = route.empty() ? nullptr : route.data();
-            }
-            slot = last_slot_;
-        }
+        const std::uint32_t slot = route_slot(route);
         if (flush_work_.queued_ && npending_ != 0) {
             // The requests of one pass share their start (the reactor's wake-up) and mostly
             // their route: one entry counts them all, one bucket search at the flush.
             Pending& last = pending_[npending_ - 1];
-            if (last.start == start && last.slot == slot) {
+            if (last.start == start && last.slot == slot && last.count != UINT32_MAX) {
                 ++last.count;
                 return;
             }
@@ -180,9 +173,22 @@ public:
     }
 
 private:
+    /// The slot of `route`, 0 without per_route, for the App's observer: the previous
+    /// request's, remembered by the pattern's address (the App owns its patterns for as long
+    /// as it can call: no text compare).
+    std::uint32_t route_slot(std::string_view route) {
+        if (!per_route_) {
+            return 0;
+        }
+        if (route.data() != last_route_ || route.empty()) {
+            last_slot_ = slot_for(route);
+            last_route_ = route.empty() ? nullptr : route.data();
+        }
+        return last_slot_;
+    }
     /// The slot of `route`: found by the address of the pattern (the router's, stable while
     /// the App lives) and confirmed by its text; interned on first sight (one string copy).
-    [[gnu::noinline]] std::uint32_t slot_for(std::string_view route) { // off the hot path
+    [[gnu::noinline]] std::uint32_t slot_for(std::string_view route) { // the observer: on a route change only
         if (route.empty()) {
             route = kUnmatched;
         }
@@ -258,7 +264,7 @@ private:
     const std::vector<std::uint64_t>& bounds_; ///< the state's, in ticks
     std::array<Pending, 64> pending_{};
     std::size_t npending_ = 0;
-    const char* last_route_ = nullptr; ///< record_at_pass_end's one-entry route cache
+    const char* last_route_ = nullptr; ///< route_slot's one-entry cache
     std::uint32_t last_slot_ = 0;
     FlushWork flush_work_{this};
     bool per_route_;

@@ -982,7 +982,7 @@ TEST_SUITE("server options") {
         // holds no buffer: its next request allocated again. It keeps the reserve of the most
         // connections busy at once during its last interval.
         ServerOptions o;
-        o.max_idle_worker_duration = 200ms;
+        o.max_idle_worker_duration = 500ms; // a client stall this long before the tick would trim
         o.idle_park_delay = 20ms; // the idle connection parks: its worker goes back to the ready list
         test::RunningServer s(o, [](Exchange& x) { x.response.set_body("ok"); });
         const int busy = test::connect_blocking(s.port, 3000);
@@ -993,9 +993,9 @@ TEST_SUITE("server options") {
         const std::uint64_t misses = out_misses();
         const std::uint64_t retired = s.server.stats().workers_retired;
         // Requests on one connection until the idle one's worker is retired (a tick after it
-        // has been idle 200 ms), then as many again.
+        // has been idle 500 ms), then as many again.
         int after = 0;
-        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
         while (after < 200 && std::chrono::steady_clock::now() < deadline) {
             REQUIRE(round_trip(busy, get("/")).ends_with("\r\n\r\nok"));
             after += s.server.stats().workers_retired > retired ? 1 : 0;
@@ -1004,8 +1004,10 @@ TEST_SUITE("server options") {
         CHECK(after == 200);
         CHECK(out_misses() == misses);
         CHECK(s.server.stats().out_buffers_pooled >= 2);
+        // Once the load is gone its workers retire and the pool is given back whole.
         ::close(busy);
         ::close(idle);
+        CHECK(test::eventually([&] { return s.server.stats().out_buffers_pooled == 0; }, 10000ms));
     }
 
     TEST_CASE("a pooled output buffer that grew is freed at the next reaper tick; one of the pool's size stays") {

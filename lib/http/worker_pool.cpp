@@ -163,13 +163,12 @@ runtime::Task<> run_reaper(ReactorState* st, std::chrono::milliseconds interval)
             // Let the retired workers finish (they are queued), then give memory back.
             co_await runtime::yield();
             runtime::FramePool::trim();
-            st->trim_out_pool(out_peak, true);
-            out_trim_again = out_peak > st->out_holders;
             st->body_pool.trim();
             st->carry_pool.trim();
             st->trim_records();
             io::detail::current_impl().spare().trim();
-        } else if (out_trim_again) {
+        }
+        if (retired != 0 || out_trim_again) {
             st->trim_out_pool(out_peak, true);
             out_trim_again = out_peak > st->out_holders;
         }

@@ -141,10 +141,11 @@ WorkerPool::Stats WorkerPool::stats() const noexcept {
 }
 
 runtime::Task<> run_reaper(ReactorState* st, std::chrono::milliseconds interval) {
-    // A retirement's trim kept the output buffers of its interval's peak: the next tick trims
-    // again with the next interval's (0 once the load that retired its workers is gone), or
-    // that memory would stay until another worker retires.
-    bool out_trim_again = false;
+    // A retirement's trim keeps the buffers its interval used at once (a steady load's: it
+    // would allocate them again at once): the next tick trims again with the next interval's
+    // (none once the load that retired its workers is gone), or that memory would stay until
+    // another worker retires.
+    bool trim_again = false;
     for (;;) {
         try {
             co_await io::sleep_for(interval);
@@ -152,25 +153,31 @@ runtime::Task<> run_reaper(ReactorState* st, std::chrono::milliseconds interval)
             break;
         }
         const std::size_t retired = st->workers.retire_idle(io::Clock::now() - interval);
-        const std::size_t out_peak = st->take_out_holders_peak(); // this interval's
+        if (retired != 0) {
+            // Let the retired workers finish (they are queued), then give memory back.
+            co_await runtime::yield();
+            runtime::FramePool::trim();
+            st->trim_records();
+            io::detail::current_impl().spare().trim();
+        }
+        // What this interval used at once, read after the yield: a buffer given back while
+        // the reaper yielded would otherwise be counted out at the read and freed by the trim.
+        const std::size_t out_peak = st->take_out_holders_peak();
+        const std::size_t body_used = st->body_pool.take_used();
+        const std::size_t carry_used = st->carry_pool.take_used();
         // Pooled buffers that grew since the last tick go back to the allocator (at most one
         // re-grow per buffer and tick under a steady load, instead of a ratchet).
         st->out_pool.trim_grown();
         st->restore_out_reserve(); // the busy connections' reserve, if a freed one was part of it
         st->body_pool.trim_grown();
         st->carry_pool.trim_grown();
-        if (retired != 0) {
-            // Let the retired workers finish (they are queued), then give memory back.
-            co_await runtime::yield();
-            runtime::FramePool::trim();
-            st->body_pool.trim();
-            st->carry_pool.trim();
-            st->trim_records();
-            io::detail::current_impl().spare().trim();
-        }
-        if (retired != 0 || out_trim_again) {
+        if (retired != 0 || trim_again) {
             st->trim_out_pool(out_peak, true);
-            out_trim_again = out_peak > st->out_holders;
+            // Body buffers (request bodies gathered across receive buffers, handlers'
+            // set_body) and carry buffers: the idle ones the interval took are kept.
+            st->body_pool.trim(body_used);
+            st->carry_pool.trim(carry_used);
+            trim_again = out_peak > st->out_holders || body_used != 0 || carry_used != 0;
         }
     }
 }

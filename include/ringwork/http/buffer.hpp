@@ -135,12 +135,14 @@ public:
         if (!free_.empty()) {
             ByteBuffer b = std::move(free_.back());
             free_.pop_back();
+            low_ = std::min(low_, free_.size());
             ++stats_.hits;
             --stats_.held;
             stats_.bytes_held -= b.capacity();
             b.clear();
             return b;
         }
+        low_ = 0;
         ++stats_.misses;
         return ByteBuffer(capacity_);
     }
@@ -205,12 +207,20 @@ public:
     }
     /// Buffers idle in the pool.
     [[nodiscard]] std::size_t idle() const noexcept { return free_.size(); }
+    /// How many of the idle buffers were taken since the last call (the idle count's low-water
+    /// mark): what the traffic of that interval used at once beyond the buffers out now. A new
+    /// interval begins. trim(take_used()) gives back what the interval did not use.
+    std::size_t take_used() noexcept {
+        const std::size_t idle = free_.size();
+        return idle - std::min(std::exchange(low_, idle), idle);
+    }
     [[nodiscard]] const Stats& stats() const noexcept { return stats_; }
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
 
 private:
     std::size_t capacity_;
     std::vector<ByteBuffer> free_;
+    std::size_t low_ = 0; ///< the fewest idle buffers since take_used()
     Stats stats_;
 };
 

@@ -1010,6 +1010,52 @@ TEST_SUITE("server options") {
         CHECK(test::eventually([&] { return s.server.stats().out_buffers_pooled == 0; }, 10000ms));
     }
 
+    TEST_CASE("a worker retired under a steady load leaves the carry and body buffers the load uses") {
+        // The reaper trimmed the carry and body pools whole on every retirement: a steady load
+        // of heads or bodies spanning receive buffers allocated its buffers again after each.
+        // It keeps what its last interval held at once, and gives the rest back a tick later.
+        ServerOptions o;
+        o.read_buffer_size = 1024; // the head below and the body below each span receive buffers
+        o.max_idle_worker_duration = 500ms;
+        o.idle_park_delay = 20ms;
+        test::RunningServer s(o, [](Exchange& x) { x.response.set_body(fmt::format("ok {}", x.request.body().size())); });
+        const std::string long_head = "GET /h HTTP/1.1\r\nHost: t\r\nX-Pad: " + std::string(2000, 'p') + "\r\n\r\n";
+        const std::string long_body = post("/b", 2000);
+        const int busy = test::connect_blocking(s.port, 3000);
+        const int idle = test::connect_blocking(s.port, 3000);
+        auto both = [&] {
+            REQUIRE(round_trip(busy, long_head).ends_with("\r\n\r\nok 0"));
+            REQUIRE(round_trip(busy, long_body).ends_with("\r\n\r\nok 2000"));
+        };
+        both();
+        REQUIRE(round_trip(idle, get("/")).ends_with("\r\n\r\nok 0"));
+        auto pools = [&] { return ringwork::http::ServerMetricsAccess::reactors(s.server).at(0); };
+        const auto before = pools();
+        REQUIRE(before.carry.misses >= 1);
+        REQUIRE(before.body.misses >= 1);
+        REQUIRE(s.server.stats().carry_copies >= 1);
+        const std::uint64_t retired = s.server.stats().workers_retired;
+        // Both kinds of request until the idle connection's worker is retired, then 100 more.
+        int after = 0;
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (after < 100 && std::chrono::steady_clock::now() < deadline) {
+            both();
+            after += s.server.stats().workers_retired > retired ? 1 : 0;
+        }
+        CHECK(s.server.stats().workers_retired > retired);
+        CHECK(after == 100);
+        const auto now = pools();
+        CHECK(now.carry.misses == before.carry.misses);
+        CHECK(now.body.misses == before.body.misses);
+        // Once the load is gone its workers retire and both pools are given back whole.
+        ::close(busy);
+        ::close(idle);
+        CHECK(test::eventually([&] {
+            const auto p = pools();
+            return p.carry.idle == 0 && p.body.idle == 0 && s.server.stats().connections_open == 0;
+        }, 10000ms));
+    }
+
     TEST_CASE("a pooled output buffer that grew is freed at the next reaper tick; one of the pool's size stays") {
         auto sized = [](Exchange& x) {
             x.response.set_body(x.request.raw_path() == "/big" ? std::string(8192, 'w') : std::string("small"));

@@ -16,6 +16,18 @@
 
 namespace apps {
 
+/// `--flag=value`: `arg` becomes `--flag` and `*value` `value`; false (nothing changed) for an
+/// argument without '=' or not starting with "--".
+inline bool split_inline_value(std::string_view& arg, std::string_view* value) noexcept {
+    const auto eq = arg.find('=');
+    if (eq == std::string_view::npos || !arg.starts_with("--")) {
+        return false;
+    }
+    *value = arg.substr(eq + 1);
+    arg = arg.substr(0, eq);
+    return true;
+}
+
 class Cli {
 public:
     /// `name` prints in messages ("ringwork-hello"), `footer` after the flag list.
@@ -64,13 +76,16 @@ public:
         return *this;
     }
 
+    /// `--flag value` or `--flag=value` (as ringwork-echo takes them).
     void parse(int argc, char** argv) {
         for (int i = 1; i < argc; ++i) {
-            const std::string_view arg = argv[i]; // NOLINT: argv
+            std::string_view arg = argv[i]; // NOLINT: argv
             if (arg == "--help" || arg == "-h") {
                 usage(stdout);
                 std::exit(0); // NOLINT(concurrency-mt-unsafe)
             }
+            std::string_view inline_value;
+            const bool has_inline = split_inline_value(arg, &inline_value);
             const Flag* flag = nullptr;
             for (const Flag& f : flags_) {
                 flag = f.name == arg ? &f : flag;
@@ -79,10 +94,18 @@ public:
                 usage(stderr);
                 fail(fmt::format("unknown option {}", arg));
             }
-            if (flag->takes_value && i + 1 >= argc) {
+            if (!flag->takes_value) {
+                if (has_inline) {
+                    fail(fmt::format("{} takes no value", arg));
+                }
+                flag->apply({});
+            } else if (has_inline) {
+                flag->apply(inline_value);
+            } else if (i + 1 >= argc) {
                 fail(fmt::format("{} needs a value", arg));
+            } else {
+                flag->apply(argv[++i]); // NOLINT: argv
             }
-            flag->apply(flag->takes_value ? std::string_view(argv[++i]) : std::string_view{}); // NOLINT: argv
         }
     }
 

@@ -39,6 +39,8 @@
 #include <ringwork/ringwork.hpp>
 #include <ringwork/web/metrics.hpp>
 
+#include "../common/cli.hpp"
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -355,12 +357,7 @@ Options parse(int argc, char** argv) {
             std::exit(0); // NOLINT(concurrency-mt-unsafe)
         }
         std::string_view inline_value;
-        bool has_inline = false;
-        if (const auto eq = arg.find('='); eq != std::string_view::npos && arg.starts_with("--")) {
-            inline_value = arg.substr(eq + 1);
-            arg = arg.substr(0, eq);
-            has_inline = true;
-        }
+        const bool has_inline = apps::split_inline_value(arg, &inline_value);
         const Flag* flag = nullptr;
         for (const Flag& f : flags()) {
             if (f.name == arg) {
@@ -458,8 +455,7 @@ void echo(Context& c) {
 }
 
 /// Whether the server is stopping (SIGINT/SIGTERM or Server::shutdown(): both stop the
-/// reactors). NOTE: http::Server::shutting_down() is set by Server::shutdown() only, not when
-/// a signal stops the reactors, so the reactor's own flag is asked instead.
+/// reactors), asked of the reactor: pause_for runs outside any one request's Context.
 bool stopping() noexcept {
     const ringwork::Reactor* r = ringwork::Reactor::current();
     return r == nullptr || r->stopping();

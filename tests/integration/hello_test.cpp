@@ -5,8 +5,11 @@
 
 #include <doctest/doctest.h>
 
+#include <array>
 #include <chrono>
+#include <cstdio>
 #include <string>
+#include <sys/wait.h>
 
 namespace {
 
@@ -24,9 +27,43 @@ std::string body_of(const std::string& response) {
     return end == std::string::npos ? std::string{} : response.substr(end + 4);
 }
 
+/// Output (stdout and stderr) and exit status of a shell command.
+std::pair<std::string, int> run_shell(const std::string& command) {
+    std::string out;
+    FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+    REQUIRE(p != nullptr);
+    std::array<char, 4096> buf{};
+    std::size_t n = 0;
+    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) {
+        out.append(buf.data(), n);
+    }
+    const int status = ::pclose(p);
+    return {out, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
+}
+
 } // namespace
 
 TEST_SUITE("integration hello") {
+    TEST_CASE("the sample apps' flags take --flag value and --flag=value; errors name the flag (exit 2)") {
+        // --threads=2 is parsed, or the app exits 2 with "unknown option" before listening.
+        test::AppProcess app(test::app_path("RINGWORK_HELLO"), "ringwork-hello", {"--threads=2", "--host=127.0.0.1"});
+        CHECK(body_of(fetch(app.port(), "/")) == "Hello, World!\n");
+        CHECK(app.stop() == 0);
+        const std::string exe = test::app_path("RINGWORK_HELLO");
+        for (const auto& bad : std::initializer_list<std::pair<std::string_view, std::string_view>>{
+                 {"--threads=x", "--threads expects a number"},
+                 {"--port=", "--port expects a number"},
+                 {"--share-port=1", "--share-port takes no value"},
+                 {"--bogus=1", "unknown option --bogus"},
+                 {"--port", "--port needs a value"}}) {
+            CAPTURE(bad.first);
+            const auto [out, rc] = run_shell("timeout 10 '" + exe + "' " + std::string(bad.first));
+            CHECK(rc == 2);
+            CHECK(out.find(bad.second) != std::string::npos);
+        }
+    }
+
+
     TEST_CASE("ringwork-hello answers its routes and stops gracefully on SIGTERM") {
         test::AppProcess app(test::app_path("RINGWORK_HELLO"), "ringwork-hello");
         const std::string root = fetch(app.port(), "/");

@@ -4,12 +4,41 @@
 #include <ringwork/http/response.hpp>
 
 #include "http/chars.hpp"
+#include "http/fields.hpp"
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 
 #include <sys/socket.h>
 
 namespace ringwork::http {
+
+namespace detail {
+
+void throw_bad_field_name(std::string_view name, std::string_view what) {
+    std::string shown;
+    for (const char c : name.substr(0, 64)) {
+        const auto b = static_cast<unsigned char>(c);
+        if (b >= 0x20 && b < 0x7F && c != '\\' && c != '"') {
+            shown += c;
+        } else {
+            constexpr std::string_view kHex = "0123456789abcdef";
+            shown += "\\x";
+            shown += kHex[b >> 4];
+            shown += kHex[b & 15];
+        }
+    }
+    throw std::invalid_argument(std::string(what) + " \"" + shown + (name.size() > 64 ? "...\"" : "\"") +
+                                " is not a token (RFC 9110 5.6.2)");
+}
+
+void header_name_literal_is_not_a_token() noexcept {} // never called: a consteval FieldName fails to compile
+void header_name_array_is_not_a_string_literal() noexcept {} // nor this
+
+} // namespace detail
+
+FieldName::FieldName(std::string_view name) : name_(name) { detail::check_field_name(name, "header name"); }
 
 bool iequals(std::string_view a, std::string_view b) noexcept { return detail::iequals(a, b); }
 
@@ -72,7 +101,7 @@ bool Request::has_header(std::string_view name) const noexcept {
                        [&](const Header& h) { return iequals(h.name, name); });
 }
 
-void Response::set_header(std::string_view name, std::string_view value) {
+void Response::set_header(FieldName name, std::string_view value) {
     if (sealed_) {
         return;
     }
@@ -80,11 +109,11 @@ void Response::set_header(std::string_view name, std::string_view value) {
     add_header(name, value);
 }
 
-void Response::add_header(std::string_view name, std::string_view value) {
+void Response::add_header(FieldName name, std::string_view value) {
     if (sealed_) {
         return;
     }
-    fields_.push_back(Field{arena_->copy(name), arena_->copy(value)});
+    fields_.push_back(Field{detail::keep_field_name(*arena_, name), detail::copy_field_value(*arena_, value)});
 }
 
 void Response::remove_header(std::string_view name) noexcept {

@@ -3,6 +3,7 @@
 #include <ringwork/http/server.hpp>
 
 #include "http/chars.hpp"
+#include "http/fields.hpp"
 #include "http/per_ip.hpp"
 #include "http/reactor_state.hpp"
 #include "io/reactor_impl.hpp"
@@ -151,6 +152,7 @@ Exchange* ReactorState::take_exchange_slot() {
     x->header_storage_ = std::make_unique<Header[]>(options.max_headers);
     x->request.arena_ = &x->arena_;
     x->response.attach(&x->arena_, &body_pool);
+    x->shutdown_token_ = runtime::StopToken(shutdown); // exchanges never leave their reactor
     free_exchanges_.reserve(free_exchanges_.size() + 1);
     return x.release();
 }
@@ -2069,8 +2071,8 @@ runtime::Task<bool> Exchange::write(std::string_view data) {
 
 runtime::Task<bool> Exchange::flush() { return static_cast<detail::Connection*>(connection_)->stream_flush(); }
 
-void Exchange::add_trailer(std::string_view name, std::string_view value) {
-    trailers_.push_back(Response::Field{arena_.copy(name), arena_.copy(value)});
+void Exchange::add_trailer(FieldName name, std::string_view value) {
+    trailers_.push_back(Response::Field{detail::keep_field_name(arena_, name), detail::copy_field_value(arena_, value)});
 }
 
 runtime::Task<io::Result<std::string_view>> Exchange::read_body() {

@@ -230,6 +230,25 @@ void detail::throw_bad_number(std::string_view what, std::string_view name, std:
     throw HttpError(400, message);
 }
 
+namespace {
+
+/// nlohmann's message without its "[json.exception.type_error.302] " tag: the tag is the
+/// library's internal id, not something the client can act on.
+std::string_view without_json_tag(std::string_view what) noexcept {
+    if (what.starts_with("[json.exception.")) {
+        if (const auto close = what.find("] "); close != std::string_view::npos) {
+            what.remove_prefix(close + 2);
+        }
+    }
+    return what;
+}
+
+} // namespace
+
+void Context::unprocessable_json(const std::exception& e) {
+    throw HttpError(422, "invalid JSON body: " + std::string(without_json_tag(e.what())));
+}
+
 nlohmann::json Context::json_body() const {
     const std::string_view type = x_->request.header("Content-Type");
     if (!type.empty() && !is_json_type(type)) {
@@ -245,15 +264,7 @@ nlohmann::json Context::json_body() const {
     try {
         return nlohmann::json::parse(text.begin(), text.end());
     } catch (const nlohmann::json::exception& e) {
-        // "[json.exception.parse_error.101] parse error at line 1, ...": the tag is nlohmann's
-        // internal id, not something the client can act on.
-        std::string_view what(e.what());
-        if (what.starts_with("[json.exception.")) {
-            if (const auto close = what.find("] "); close != std::string_view::npos) {
-                what.remove_prefix(close + 2);
-            }
-        }
-        error = what;
+        error = without_json_tag(e.what()); // "parse error at line 1, ..."
     }
     throw HttpError(400, "invalid JSON body: " + error);
 }
@@ -396,27 +407,59 @@ void Context::redirect(std::string_view location, int code) {
     body.append("</a>.\n");
 }
 
+namespace {
+
+/// An SSE field value on one line: CR and LF (each would end the field) become spaces.
+void append_sse_line(std::string& text, std::string_view value) {
+    const std::size_t at = text.size();
+    text.append(value);
+    for (std::size_t i = at; i < text.size(); ++i) {
+        if (text[i] == '\r' || text[i] == '\n') {
+            text[i] = ' ';
+        }
+    }
+}
+
+} // namespace
+
 runtime::Task<bool> Context::sse(SseEvent event) {
     if (!x_->streaming()) {
         x_->response.set_header("Content-Type", "text/event-stream");
         x_->response.set_header("Cache-Control", "no-cache");
     }
+    if (x_->shutdown_token().stop_requested()) {
+        // A stream not begun yet ends empty but typed: an EventSource fails for good on
+        // another Content-Type, and reconnects after an empty event stream.
+        co_return false;
+    }
     std::string text;
     if (!event.id.empty()) {
-        text.append("id: ").append(event.id).append("\n");
+        text.append("id: ");
+        append_sse_line(text, event.id);
+        text.append("\n");
     }
     if (!event.event.empty()) {
-        text.append("event: ").append(event.event).append("\n");
+        text.append("event: ");
+        append_sse_line(text, event.event);
+        text.append("\n");
     }
     if (event.retry_ms != 0) {
         text.append("retry: ").append(std::to_string(event.retry_ms)).append("\n");
     }
+    // One `data:` field per line; a line ends with LF, CR or CRLF (as an EventSource reads it).
     std::string_view data = event.data;
-    do {
-        const auto nl = data.find('\n');
-        text.append("data: ").append(data.substr(0, nl)).append("\n");
-        data = nl == std::string_view::npos ? std::string_view{} : data.substr(nl + 1);
-    } while (!data.empty());
+    for (;;) {
+        const auto end = data.find_first_of("\r\n");
+        text.append("data: ").append(data.substr(0, end)).append("\n");
+        if (end == std::string_view::npos) {
+            break;
+        }
+        const std::size_t next = data.compare(end, 2, "\r\n") == 0 ? end + 2 : end + 1;
+        data = data.substr(next);
+        if (data.empty()) {
+            break;
+        }
+    }
     text.append("\n");
     // `text` lives in this frame across the write (the arena would grow with every event).
     const bool ok = co_await x_->write(text);

@@ -13,6 +13,8 @@
 #include <ringwork/web/form.hpp>
 #include <ringwork/web/middleware.hpp>
 
+#include "http/fields.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -523,9 +525,7 @@ bool valid_incoming_id(std::string_view id, std::size_t max) noexcept {
 RequestIdMiddleware::RequestIdMiddleware(RequestIdOptions options)
     : options_(std::move(options)) {
     options_.max_length = std::clamp<std::size_t>(options_.max_length, 1, RequestId::kCapacity);
-    if (options_.header.empty()) {
-        throw std::invalid_argument("request_id: the header name is empty");
-    }
+    http::detail::check_field_name(options_.header, "RequestIdOptions.header");
 }
 
 RequestIdMiddleware request_id(RequestIdOptions options) {

@@ -119,7 +119,8 @@ public:
     /// \brief Wait until everything written so far has been handed to the kernel.
     runtime::Task<bool> flush();
     /// \brief A trailer field sent after the last chunk (streamed HTTP/1.1 responses only).
-    void add_trailer(std::string_view name, std::string_view value);
+    /// The name and value as Response::add_header's.
+    void add_trailer(FieldName name, std::string_view value);
     /// \brief Send a 103 Early Hints interim response now with `response`'s Link headers
     /// (ignored for HTTP/1.0 clients, which must never see a 1xx).
     void send_early_hints();
@@ -171,9 +172,14 @@ public:
     /// `co_await runtime::current_stop_token()` gives): fires when the client resets the
     /// connection while the handler waits, or when a shutdown's grace period ends.
     [[nodiscard]] runtime::StopToken stop_token() const noexcept { return stop_token_; }
+    /// \brief Fires when the server begins a graceful shutdown (Server::shutdown(), SIGINT or
+    /// SIGTERM), before any grace period: a handler that would run on without end (an event
+    /// stream, a long poll) ends here and lets the drain finish. Reactor thread only.
+    [[nodiscard]] runtime::StopToken shutdown_token() const noexcept { return shutdown_token_; }
 
     // --- for the connection --------------------------------------------------------------
     runtime::StopToken stop_token_{};
+    runtime::StopToken shutdown_token_{}; ///< the reactor's: set once, when the pool makes it
     io::Clock::time_point start_time_{};
     std::uint64_t start_ticks_ = 0;
     RebaseHook rebase_hook_ = nullptr;

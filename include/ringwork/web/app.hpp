@@ -246,7 +246,7 @@ public:
                    std::vector<detail::Step> steps);
     /// Answer `status` through on_error (used by the boundary and built-in middleware).
     void answer_error(Context& c, int status, std::string_view message);
-    /// Whether `peer` (text form, no port) is a trusted proxy.
+    /// Whether `peer`'s address (its port aside) is in AppOptions::trusted_proxies.
     [[nodiscard]] bool trusted_proxy(const io::SocketAddress& peer) const noexcept;
 
 private:

@@ -229,6 +229,18 @@ public:
     /// Content-Type is present and is not application/json or a `+json` type throws
     /// HttpError(415).
     [[nodiscard]] nlohmann::json json_body() const;
+    /// The body parsed as JSON and converted to `T` (its from_json, or nlohmann's
+    /// NLOHMANN_DEFINE_TYPE_* macros): json_body()'s 400 and 415, and HttpError(422) with
+    /// nlohmann's message (a missing field, a wrong type) when the conversion throws.
+    template <class T>
+    [[nodiscard]] T json_body_as() const {
+        nlohmann::json j = json_body();
+        try {
+            return std::move(j).get<T>();
+        } catch (const nlohmann::json::exception& e) {
+            unprocessable_json(e);
+        }
+    }
     /// Field `name` of an application/x-www-form-urlencoded body (decoded); nullopt when absent
     /// or when the body is not urlencoded.
     [[nodiscard]] std::optional<std::string_view> form_value(std::string_view name);
@@ -256,13 +268,15 @@ public:
         return *this;
     }
     [[nodiscard]] int status() const noexcept { return x_->response.status(); }
-    /// Replace every response header `name` with one `name: value` (copied).
-    Context& set_header(std::string_view name, std::string_view value) {
+    /// Replace every response header `name` with one `name: value` (copied). A literal name
+    /// that is no token does not compile, another throws (http::FieldName); CR, LF and NUL
+    /// in `value` are sent as spaces.
+    Context& set_header(http::FieldName name, std::string_view value) {
         x_->response.set_header(name, value);
         return *this;
     }
     /// Add a response header even if the name is present.
-    Context& add_header(std::string_view name, std::string_view value) {
+    Context& add_header(http::FieldName name, std::string_view value) {
         x_->response.add_header(name, value);
         return *this;
     }
@@ -296,7 +310,11 @@ public:
     /// Wait until everything written so far has reached the kernel.
     runtime::Task<bool> flush() { return x_->flush(); }
     /// Send one server-sent event and flush it (the first call sets Content-Type
-    /// text/event-stream and Cache-Control: no-cache). Returns false once the client is gone.
+    /// text/event-stream and Cache-Control: no-cache). Returns false once the client is gone,
+    /// and, sending nothing, once the server began a graceful shutdown (shutdown_token(): an
+    /// endless stream would hold the drain; EventSource clients reconnect with Last-Event-ID).
+    /// Each line of `data` (ended by LF, CR or CRLF) goes in its own `data:` field; a CR or LF
+    /// in `event` or `id` is sent as a space (it would start another field).
     runtime::Task<bool> sse(SseEvent event);
 
     // --- per-request values (middleware state) ---------------------------------------------
@@ -330,6 +348,15 @@ public:
     /// Fires when the request is abandoned (timeout middleware, client gone when the server
     /// can tell, shutdown cut); awaited ringwork operations are cancelled through it already.
     [[nodiscard]] runtime::StopToken stop_token() const noexcept { return stop_; }
+    /// Fires when the server begins a graceful shutdown (before any grace period): end an
+    /// event stream or a long poll here, and the drain does not wait for it. sse() already
+    /// returns false from then on. A Task given `.with_stop_token(c.shutdown_token())` (a long
+    /// sleep_for, say) is cancelled (runtime::OperationCancelled) then, and no longer by
+    /// stop_token(): the token replaces the request's own for that Task.
+    [[nodiscard]] runtime::StopToken shutdown_token() const noexcept { return x_->shutdown_token(); }
+
+    /// json_body_as()'s 422: "invalid JSON body: " and nlohmann's message without its tag.
+    [[noreturn]] static void unprocessable_json(const std::exception& e);
 
     // --- for the App -------------------------------------------------------------------------
     Params params_;

@@ -9,7 +9,7 @@ namespace ringwork::web {
 
 /// \brief Throw it from a handler or middleware (or a helper they call) to answer `status`
 /// with a JSON body `{"error": message, "status": status}` (the App's error boundary writes
-/// it; AppOptions / App::on_error customize it). Anything else that escapes the chain becomes
+/// it; App::on_error customizes it). Anything else that escapes the chain becomes
 /// a logged 500.
 class HttpError : public std::runtime_error {
 public:

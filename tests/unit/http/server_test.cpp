@@ -214,6 +214,114 @@ TEST_SUITE("server") {
     }
 }
 
+namespace {
+
+// A field value taken from a request (a redirect to a `next` parameter, an echoed id) must
+// not end its line: CR and LF in it would add headers, or a whole second response, of the
+// client's choosing (response splitting). CR, LF and NUL become SP (RFC 9110 5.5); a name
+// that is no token is refused with an exception (the handler's 500).
+Task<> fields(Exchange& x) {
+    const std::string_view path = x.request.raw_path();
+    if (path == "/inject") {
+        x.response.set_header("Location", "/home\r\nSet-Cookie: s=evil\r\nContent-Length: 0\r\n\r\n"
+                                          "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        x.response.add_header("X-Nul", std::string_view("a\0b\nc", 5));
+        x.response.set_body("one");
+    } else if (path == "/trailer") {
+        x.add_trailer("X-Checksum", "abc\r\nX-Evil: 1");
+        co_await x.write("chunk");
+    } else if (path == "/bad-name") {
+        x.response.set_header(std::string_view("X Bad\r\nName"), "v"); // checked at run time
+        x.response.set_body("not reached");
+    } else if (path == "/bad-trailer") {
+        x.add_trailer(std::string("X:Colon"), "v");
+        co_await x.write("not reached");
+    } else {
+        x.response.set_body("ok " + std::string(path));
+    }
+}
+
+std::vector<std::string> head_lines(const std::string& response) {
+    std::vector<std::string> lines;
+    const std::string head = response.substr(0, response.find("\r\n\r\n"));
+    std::size_t at = 0;
+    for (;;) {
+        const std::size_t end = head.find("\r\n", at);
+        lines.push_back(head.substr(at, end == std::string::npos ? std::string::npos : end - at));
+        if (end == std::string::npos) {
+            return lines;
+        }
+        at = end + 2;
+    }
+}
+
+} // namespace
+
+TEST_SUITE("server: response fields") {
+    TEST_CASE("CR, LF and NUL in a header value become spaces: one field, one response") {
+        test::RunningServer s(ServerOptions{}, [](Exchange& x) { return fields(x); });
+        const int fd = test::connect_blocking(s.port, 3000);
+        REQUIRE(test::write_all(fd, "GET /inject HTTP/1.1\r\nHost: t\r\n\r\n"
+                                    "GET /next HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+        const std::string got = test::read_to_eof(fd);
+        const std::size_t head_end = got.find("\r\n\r\n");
+        REQUIRE(head_end != std::string::npos);
+        CHECK(got.starts_with("HTTP/1.1 200 OK\r\n"));
+        const auto lines = head_lines(got.substr(0, head_end));
+        CHECK(std::count(lines.begin(), lines.end(),
+                         "Location: /home  Set-Cookie: s=evil  Content-Length: 0    HTTP/1.1 200 OK  "
+                         "Content-Length: 5    hello") == 1);
+        CHECK(std::count(lines.begin(), lines.end(), "X-Nul: a b c") == 1);
+        CHECK(std::count(lines.begin(), lines.end(), "Content-Length: 3") == 1);
+        CHECK(std::none_of(lines.begin(), lines.end(), [](const std::string& l) {
+            return l.starts_with("Set-Cookie") || l == "Content-Length: 0" || l.starts_with("HTTP/1.1 200 OK ");
+        }));
+        // Its 3-byte body, then the next request's answer, then the close: two responses.
+        const std::string rest = got.substr(head_end + 4);
+        CHECK(rest.starts_with("oneHTTP/1.1 200 OK\r\n"));
+        CHECK(rest.ends_with("\r\n\r\nok /next"));
+        CHECK(rest.find("\r\n\r\n") == rest.rfind("\r\n\r\n"));
+        ::close(fd);
+    }
+
+    TEST_CASE("a trailer value is made safe the same way; a name that is no token gets the handler's 500") {
+        std::vector<std::string> logged;
+        std::mutex log_mutex;
+        ServerOptions o;
+        o.logger = [&](std::string_view line) {
+            const std::lock_guard lock(log_mutex);
+            logged.emplace_back(line);
+        };
+        test::RunningServer s(o, [](Exchange& x) { return fields(x); });
+        SUBCASE("trailer value") {
+            const int fd = test::connect_blocking(s.port, 3000);
+            REQUIRE(test::write_all(fd, "GET /trailer HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+            const std::string got = test::read_to_eof(fd);
+            CHECK(got.find("Transfer-Encoding: chunked\r\n") != std::string::npos);
+            CHECK(got.ends_with("5\r\nchunk\r\n0\r\nX-Checksum: abc  X-Evil: 1\r\n\r\n"));
+            CHECK(got.find("\r\nX-Evil") == std::string::npos);
+            ::close(fd);
+        }
+        for (const std::string_view path : {"/bad-name", "/bad-trailer"}) {
+            CAPTURE(path);
+            const int fd = test::connect_blocking(s.port, 3000);
+            REQUIRE(test::write_all(fd, fmt::format("GET {} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path)));
+            const std::string got = test::read_to_eof(fd);
+            CHECK(got.starts_with("HTTP/1.1 500 "));
+            CHECK(got.find("Name") == std::string::npos);
+            CHECK(got.find("not reached") == std::string::npos);
+            ::close(fd);
+        }
+        const std::lock_guard lock(log_mutex);
+        CHECK(std::any_of(logged.begin(), logged.end(), [](const std::string& l) {
+            return l.find(R"(header name "X Bad\x0d\x0aName" is not a token)") != std::string::npos;
+        }));
+        CHECK(std::any_of(logged.begin(), logged.end(), [](const std::string& l) {
+            return l.find(R"(header name "X:Colon" is not a token)") != std::string::npos;
+        }));
+    }
+}
+
 TEST_SUITE("server limits") {
     TEST_CASE("MaxConnsPerIP=1: a second connection from the same address gets 429 and is closed") {
         ServerOptions o;

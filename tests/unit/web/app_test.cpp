@@ -279,6 +279,37 @@ TEST_CASE("trailing-slash redirect: 301 for GET, 308 otherwise, query kept; off 
     }
 }
 
+TEST_CASE("a redirect to a decoded query parameter cannot split the response (CR and LF become spaces)") {
+    // The common `c.redirect(c.query_or("next", "/"))`: query() decodes %0D%0A to CR LF.
+    App app;
+    app.get("/login", [](Context& c) { c.redirect(c.query_or("next", "/")); });
+    app.get("/after", [](Context& c) { c.text("after"); });
+    TestClient client(app);
+    const auto r = client.get("/login?next=/home%0D%0ASet-Cookie:%20s=evil%0D%0AContent-Length:%200%0D%0A%0D%0A"
+                              "HTTP/1.1%20200%20OK%0D%0AContent-Length:%205%0D%0A%0D%0Ahello");
+    CHECK(r.status == 302);
+    CHECK(r.header("Location") ==
+          "/home  Set-Cookie: s=evil  Content-Length: 0    HTTP/1.1 200 OK  Content-Length: 5    hello");
+    CHECK_FALSE(r.has_header("Set-Cookie"));
+    CHECK_FALSE(r.closed);
+    // The connection's next answer is the next request's, not an injected one.
+    const auto next = client.get("/after");
+    CHECK(next.status == 200);
+    CHECK(next.body == "after");
+}
+
+TEST_CASE("request_id: a header name that is no token fails when the middleware is made, naming the field") {
+    ringwork::web::mw::RequestIdOptions o;
+    o.header = "X Request Id";
+    CHECK_THROWS_WITH_AS(ringwork::web::mw::request_id(o), doctest::Contains("RequestIdOptions.header"),
+                         std::invalid_argument);
+    o.header = "";
+    CHECK_THROWS_WITH_AS(ringwork::web::mw::request_id(o), doctest::Contains("RequestIdOptions.header"),
+                         std::invalid_argument);
+    o.header = "X-Trace-Id";
+    CHECK_NOTHROW(ringwork::web::mw::request_id(o));
+}
+
 TEST_CASE("the error boundary: HttpError keeps its status, other exceptions are a logged 500") {
     std::vector<std::string> logged;
     std::mutex m;
@@ -409,6 +440,89 @@ TEST_CASE("server-sent events stream through the test client") {
     REQUIRE(chunks.size() == 3);
     CHECK(chunks[0] == "id: 1\nevent: tick\ndata: 1\n\n");
     CHECK(chunks[2] == "id: 3\nevent: tick\ndata: 3\n\n");
+}
+
+TEST_CASE("server-sent events: a CR or LF cannot start another field; every data line has its own field") {
+    App app;
+    app.get("/events", [](Context& c) -> Task<> {
+        co_await c.sse({.data = "a\r\nb\rc\nd", .event = "x\ny", .id = "1\r2"});
+        co_await c.sse({.data = "trailing\n", .event = {}, .id = {}});
+    });
+    TestClient client(app);
+    std::vector<std::string> chunks;
+    auto r = client.stream({"GET", "/events", {}, {}}, [&](std::string_view chunk) { chunks.emplace_back(chunk); });
+    CHECK(r.status == 200);
+    REQUIRE(chunks.size() == 2);
+    CHECK(chunks[0] == "id: 1 2\nevent: x y\ndata: a\ndata: b\ndata: c\ndata: d\n\n");
+    CHECK(chunks[1] == "data: trailing\n\n");
+}
+
+TEST_CASE("an endless event stream ends when a graceful shutdown begins, and the drain completes") {
+    ringwork::web::AppOptions o;
+    o.server.shutdown_timeout = 5s; // a failure is a cut after 5 s (no last chunk), not a hang
+    App app(o);
+    std::atomic<bool> saw_shutdown{false};
+    app.get("/ticks", [&](Context& c) -> Task<> {
+        for (int i = 1;; ++i) {
+            const std::string n = std::to_string(i);
+            if (!co_await c.sse({.data = n, .event = {}, .id = n})) {
+                saw_shutdown = c.shutdown_token().stop_requested();
+                co_return;
+            }
+            co_await ringwork::io::sleep_for(20ms);
+        }
+    });
+    std::atomic<std::uint16_t> port{0};
+    std::thread t([&] { app.listen("127.0.0.1:0", 1, [&](std::uint16_t p) { port = p; }); });
+    REQUIRE(test::eventually([&] { return port.load() != 0; }));
+    const int fd = test::connect_blocking(port.load());
+    REQUIRE(test::write_all(fd, "GET /ticks HTTP/1.1\r\nHost: x\r\n\r\n"));
+    std::string got;
+    char buf[4096];
+    while (got.find("data: 3\n") == std::string::npos) {
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        REQUIRE(n > 0);
+        got.append(buf, static_cast<std::size_t>(n));
+    }
+    const auto asked = std::chrono::steady_clock::now();
+    app.shutdown();
+    got += test::read_to_eof(fd);
+    ::close(fd);
+    t.join();
+    CHECK(std::chrono::steady_clock::now() - asked < 3s);
+    CHECK(saw_shutdown.load());
+    CHECK(got.ends_with("\r\n0\r\n\r\n")); // the stream's own end, not a cut
+    CHECK(app.server().stats().connections_cut == 0);
+}
+
+namespace json_binding {
+struct Point {
+    int x = 0;
+    int y = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Point, x, y)
+} // namespace json_binding
+
+TEST_CASE("json_body_as<T>: the value, or 400 / 415 / 422 with a message the client can act on") {
+    App app;
+    app.post("/points", [](Context& c) {
+        const auto p = c.json_body_as<json_binding::Point>();
+        c.text(std::to_string(p.x + p.y));
+    });
+    TestClient client(app);
+    auto r = client.post("/points", R"({"x": 2, "y": 40})");
+    CHECK(r.status == 200);
+    CHECK(r.body == "42");
+    r = client.post("/points", R"({"x": 2})");
+    CHECK(r.status == 422);
+    CHECK(r.json()["error"] == "invalid JSON body: key 'y' not found");
+    r = client.post("/points", R"({"x": "two", "y": 1})");
+    CHECK(r.status == 422);
+    CHECK(r.json()["error"] == "invalid JSON body: type must be number, but is string");
+    r = client.post("/points", R"({"x": 2,)");
+    CHECK(r.status == 400);
+    CHECK(r.json()["error"].get<std::string>().starts_with("invalid JSON body: parse error"));
+    CHECK(client.post("/points", "x=2", "application/x-www-form-urlencoded").status == 415);
 }
 
 TEST_CASE("param_as and query_as: numbers, or a 400 that names the parameter") {

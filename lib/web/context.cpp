@@ -212,12 +212,13 @@ bool parse_ip_text(std::string_view text, io::SocketAddress& out) noexcept {
 
 } // namespace
 
-void detail::throw_bad_number(std::string_view what, std::string_view name, std::string_view text, bool integral,
-                              bool out_of_range) {
+void detail::throw_bad_number(std::string_view what, std::string_view name, std::string_view text,
+                              std::string_view kind, bool out_of_range) {
     std::string message(what);
     message += " '";
     message += name;
-    message += integral ? "' must be an integer" : "' must be a number";
+    message += "' must be ";
+    message += kind;
     if (out_of_range) {
         message += " in range";
     }

@@ -47,9 +47,10 @@ struct Step {
 class Compress;
 
 namespace detail {
-/// HttpError(400): `<what> '<name>' must be <an integer|a number>[ in range], got "<text>"`.
+/// HttpError(400): `<what> '<name>' must be <kind>[ in range], got "<text>"`; `kind` is "an
+/// integer", "a non-negative integer" (unsigned types: "-1" is no integer they hold) or "a number".
 [[noreturn]] void throw_bad_number(std::string_view what, std::string_view name, std::string_view text,
-                                   bool integral, bool out_of_range);
+                                   std::string_view kind, bool out_of_range);
 
 /// The types param_as/query_as parse: integers (not bool or a character type) and floating point.
 template <class T>
@@ -68,7 +69,10 @@ T parse_number(std::string_view what, std::string_view name, std::string_view te
         finite = std::isfinite(value); // "inf" and "nan" parse, but are not numbers to answer with
     }
     if (text.empty() || ec != std::errc{} || ptr != end || !finite) {
-        throw_bad_number(what, name, text, std::is_integral_v<T>, ec == std::errc::result_out_of_range);
+        const std::string_view kind = std::is_floating_point_v<T> ? "a number"
+                                      : std::is_unsigned_v<T>     ? "a non-negative integer"
+                                                                  : "an integer";
+        throw_bad_number(what, name, text, kind, ec == std::errc::result_out_of_range);
     }
     return value;
 }

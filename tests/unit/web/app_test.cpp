@@ -550,12 +550,12 @@ TEST_CASE("param_as and query_as: numbers, or a 400 that names the parameter") {
     CHECK(error_of("/users/1x") == "path parameter 'id' must be an integer, got \"1x\"");
     CHECK(error_of("/users/99999999999999999999") ==
           "path parameter 'id' must be an integer in range, got \"99999999999999999999\"");
-    CHECK(error_of("/users/1?limit=-1") == "query argument 'limit' must be an integer, got \"-1\"");
-    CHECK(error_of("/users/1?limit=") == "query argument 'limit' must be an integer, got \"\"");
+    CHECK(error_of("/users/1?limit=-1") == "query argument 'limit' must be a non-negative integer, got \"-1\"");
+    CHECK(error_of("/users/1?limit=") == "query argument 'limit' must be a non-negative integer, got \"\"");
     CHECK(error_of("/users/1?ratio=half") == "query argument 'ratio' must be a number, got \"half\"");
     CHECK(error_of("/users/1?ratio=inf") == "query argument 'ratio' must be a number, got \"inf\"");
     CHECK(error_of("/users/1?ratio=nan") == "query argument 'ratio' must be a number, got \"nan\"");
-    CHECK(error_of("/users/1?limit=%22%0A") == "query argument 'limit' must be an integer, got \"??\"");
+    CHECK(error_of("/users/1?limit=%22%0A") == "query argument 'limit' must be a non-negative integer, got \"??\"");
 }
 
 TEST_CASE("streaming after a body was set fails loudly instead of dropping the body") {

@@ -177,6 +177,8 @@ TEST_SUITE("http.fields") {
         // A literal is checked when compiled, and its bytes kept; a run-time name is copied.
         constexpr ringwork::http::FieldName literal("Content-Type");
         static_assert(literal.literal() && literal.view() == "Content-Type");
+        ringwork::http::FieldName copied = literal; // NOLINT(performance-unnecessary-copy-initialization)
+        CHECK(copied.literal());
         const std::string run_time = "X-Run-Time";
         const ringwork::http::FieldName made(run_time);
         CHECK_FALSE(made.literal());

@@ -406,7 +406,6 @@ constexpr std::uint64_t kMaxRedirects = 100;
 constexpr std::uint64_t kMaxSseEvents = 1000;
 constexpr std::uint64_t kMaxSseIntervalMs = 10000;
 constexpr std::size_t kBytesPiece = 64U << 10; ///< /bytes streams in pieces this size (a multiple of 8)
-constexpr std::chrono::milliseconds kPauseSlice{100};
 
 /// `text` as a decimal in [min, max] (digits only: no sign, no spaces); otherwise HttpError 400
 /// naming `what`.
@@ -452,31 +451,6 @@ void echo(Context& c) {
     OrderedJson j;
     echo_fields(c, j);
     send_json(c, j);
-}
-
-/// Whether the server is stopping (SIGINT/SIGTERM or Server::shutdown(): both stop the
-/// reactors), asked of the reactor: pause_for runs outside any one request's Context.
-bool stopping() noexcept {
-    const ringwork::Reactor* r = ringwork::Reactor::current();
-    return r == nullptr || r->stopping();
-}
-
-/// Sleep `total` on the reactor's timer in slices of at most kPauseSlice, so that a long pause
-/// notices a graceful shutdown soon. False when the server is stopping or the client is gone
-/// (the sleep is cancelled then), true after the whole pause.
-Task<bool> pause_for(std::chrono::milliseconds total) {
-    bool cancelled = false;
-    try {
-        while (total.count() > 0 && !stopping()) {
-            const std::chrono::milliseconds step = std::min(total, kPauseSlice);
-            auto nap = ringwork::sleep_for(step); // named: no awaiter temporary inside co_await
-            co_await nap;
-            total -= step;
-        }
-    } catch (const ringwork::runtime::OperationCancelled&) {
-        cancelled = true; // no co_await in a catch block
-    }
-    co_return !cancelled && !stopping();
 }
 
 /// /status/:code: an empty answer with that status; 3xx redirects to /redirect/1 and 401
@@ -772,7 +746,8 @@ Task<> sse(Context& c) {
             co_return;
         }
         if (i < count && !head) {
-            auto waited = pause_for(std::chrono::milliseconds(interval));
+            // False at once when a graceful shutdown begins; a client gone throws (and ends us).
+            auto waited = c.sleep_for(std::chrono::milliseconds(interval));
             if (!co_await waited) {
                 co_return;
             }

@@ -485,6 +485,14 @@ void App::handle_error(Context& c, const std::exception_ptr& error) {
         status = e.status();
         message = e.what();
         log = false;
+    } catch (const runtime::OperationCancelled& e) {
+        // The request was abandoned (client gone, timeout middleware, a shutdown's grace cut)
+        // and a co_await said so: expected, logged only with log_all_errors as the server's
+        // own resets and timeouts are. A 503 goes out if the connection still takes one.
+        status = 503;
+        message = "request cancelled";
+        log = options_.server.log_all_errors;
+        what = e.what();
     } catch (const std::exception& e) {
         what = e.what();
     } catch (...) {

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Context: request accessors, response helpers, per-request values.
+#include <ringwork/io/timer.hpp>
+#include <ringwork/runtime/stop_token.hpp>
 #include <ringwork/web/app.hpp>
 #include <ringwork/web/context.hpp>
 #include <ringwork/web/form.hpp>
@@ -410,6 +412,8 @@ void Context::redirect(std::string_view location, int code) {
 
 namespace {
 
+runtime::Task<> pause(std::chrono::milliseconds duration) { co_await io::sleep_for(duration); }
+
 /// An SSE field value on one line: CR and LF (each would end the field) become spaces.
 void append_sse_line(std::string& text, std::string_view value) {
     const std::size_t at = text.size();
@@ -422,6 +426,28 @@ void append_sse_line(std::string& text, std::string_view value) {
 }
 
 } // namespace
+
+runtime::Task<bool> Context::sleep_for(std::chrono::milliseconds duration) {
+    const runtime::StopToken shutdown = x_->shutdown_token();
+    if (shutdown.stop_requested()) {
+        co_return false;
+    }
+    // The pause ends at whichever comes first: its time, the shutdown, the request's own stop.
+    const runtime::StopToken request = co_await runtime::current_stop_token();
+    runtime::StopSource either;
+    auto stop_pause = [&either]() noexcept { either.request_stop(); };
+    const runtime::StopCallback<decltype(stop_pause)> on_shutdown(shutdown, stop_pause);
+    const runtime::StopCallback<decltype(stop_pause)> on_request(request, stop_pause);
+    try {
+        co_await pause(duration).with_stop_token(runtime::StopToken(either));
+    } catch (const runtime::OperationCancelled&) {
+        if (!shutdown.stop_requested()) {
+            throw; // the request's own cancellation
+        }
+        co_return false;
+    }
+    co_return true;
+}
 
 runtime::Task<bool> Context::sse(SseEvent event) {
     if (!x_->streaming()) {

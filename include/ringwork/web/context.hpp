@@ -12,6 +12,7 @@
 
 #include <array>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <concepts>
 #include <cstdint>
@@ -353,11 +354,17 @@ public:
     /// can tell, shutdown cut); awaited ringwork operations are cancelled through it already.
     [[nodiscard]] runtime::StopToken stop_token() const noexcept { return stop_; }
     /// Fires when the server begins a graceful shutdown (before any grace period): end an
-    /// event stream or a long poll here, and the drain does not wait for it. sse() already
-    /// returns false from then on. A Task given `.with_stop_token(c.shutdown_token())` (a long
-    /// sleep_for, say) is cancelled (runtime::OperationCancelled) then, and no longer by
-    /// stop_token(): the token replaces the request's own for that Task.
+    /// event stream or a long poll here, and the drain does not wait for it. sse() and
+    /// sleep_for() already return false from then on. (A Task given
+    /// `.with_stop_token(c.shutdown_token())` is cancelled then, but no longer by
+    /// stop_token(): the token replaces the request's own; sleep_for() watches both.)
     [[nodiscard]] runtime::StopToken shutdown_token() const noexcept { return x_->shutdown_token(); }
+    /// Sleep `duration` on the reactor's timer wheel, or less: false, at once, when a graceful
+    /// shutdown begins (before the call or during the pause), true after the whole pause. The
+    /// request's own cancellation (client gone, timeout middleware, grace cut) throws
+    /// runtime::OperationCancelled as any awaited operation does. For event streams and long
+    /// polls: `if (!co_await c.sleep_for(1s)) co_return;` lets a drain finish at once.
+    runtime::Task<bool> sleep_for(std::chrono::milliseconds duration);
 
     /// json_body_as()'s 422: "invalid JSON body: " and nlohmann's message without its tag.
     [[noreturn]] static void unprocessable_json(const std::exception& e);

@@ -495,6 +495,63 @@ TEST_CASE("an endless event stream ends when a graceful shutdown begins, and the
     CHECK(app.server().stats().connections_cut == 0);
 }
 
+TEST_CASE("Context::sleep_for: true after the pause, false at once when a shutdown begins, a throw when the request is cancelled") {
+    ringwork::web::AppOptions o;
+    o.server.shutdown_timeout = 5s; // a failure is a cut after 5 s, not a hang
+    std::mutex log_mutex;
+    std::vector<std::string> logged;
+    o.server.logger = [&](std::string_view line) {
+        const std::lock_guard lock(log_mutex);
+        logged.emplace_back(line);
+    };
+    App app(o);
+    std::atomic<int> cancelled{0};
+    app.get("/short", [](Context& c) -> Task<> { c.text((co_await c.sleep_for(10ms)) ? "slept" : "woken"); });
+    app.get("/poll", [](Context& c) -> Task<> { c.text((co_await c.sleep_for(30s)) ? "timed out" : "shutting down"); });
+    app.get("/reset", [&](Context& c) -> Task<> {
+        try {
+            co_await c.sleep_for(30s);
+        } catch (const ringwork::runtime::OperationCancelled&) {
+            ++cancelled;
+            throw;
+        }
+    });
+    std::atomic<std::uint16_t> port{0};
+    std::thread t([&] { app.listen("127.0.0.1:0", 1, [&](std::uint16_t p) { port = p; }); });
+    REQUIRE(test::eventually([&] { return port.load() != 0; }));
+    auto ask = [&](std::string_view path) {
+        const int fd = test::connect_blocking(port.load());
+        REQUIRE(test::write_all(fd, "GET " + std::string(path) + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+        return fd;
+    };
+    int fd = ask("/short");
+    CHECK(test::read_to_eof(fd).ends_with("\r\n\r\nslept"));
+    ::close(fd);
+    // A client that resets while the handler sleeps: the request's own cancellation throws.
+    fd = ask("/reset");
+    REQUIRE(test::eventually([&] { return app.server().stats().requests >= 2; }));
+    const linger reset{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    ::close(fd);
+    CHECK(test::eventually([&] { return cancelled.load() == 1; }, 5000ms));
+    // A long poll under way when the shutdown begins answers at once.
+    fd = ask("/poll");
+    REQUIRE(test::eventually([&] { return app.server().stats().requests >= 3; }));
+    const auto asked = std::chrono::steady_clock::now();
+    app.shutdown();
+    const std::string got = test::read_to_eof(fd);
+    ::close(fd);
+    t.join();
+    CHECK(std::chrono::steady_clock::now() - asked < 3s);
+    CHECK(got.ends_with("\r\n\r\nshutting down"));
+    CHECK(app.server().stats().connections_cut == 0);
+    // The reset's cancellation escaped the handler: expected, not logged (log_all_errors off).
+    const std::lock_guard lock(log_mutex);
+    for (const std::string& line : logged) {
+        CHECK(line.find("handler failed") == std::string::npos);
+    }
+}
+
 namespace json_binding {
 struct Point {
     int x = 0;

@@ -465,6 +465,18 @@ runtime::Task<> App::run_chain(http::Exchange& x, const Chain& chain, Params par
     notify(c);
 }
 
+int error_status(const std::exception_ptr& error) noexcept {
+    try {
+        std::rethrow_exception(error);
+    } catch (const HttpError& e) {
+        return e.status();
+    } catch (const runtime::OperationCancelled&) {
+        return 503;
+    } catch (...) {
+        return 500;
+    }
+}
+
 void App::finish_error(Context& c, const std::exception_ptr& error) {
     try {
         handle_error(c, error);

@@ -412,7 +412,10 @@ void Context::redirect(std::string_view location, int code) {
 
 namespace {
 
-runtime::Task<> pause(std::chrono::milliseconds duration) { co_await io::sleep_for(duration); }
+runtime::Task<> pause(std::chrono::milliseconds duration) {
+    auto timer = io::sleep_for(duration); // named: no awaiter temporary inside co_await
+    co_await timer;
+}
 
 /// An SSE field value on one line: CR and LF (each would end the field) become spaces.
 void append_sse_line(std::string& text, std::string_view value) {
@@ -439,7 +442,8 @@ runtime::Task<bool> Context::sleep_for(std::chrono::milliseconds duration) {
     const runtime::StopCallback<decltype(stop_pause)> on_shutdown(shutdown, stop_pause);
     const runtime::StopCallback<decltype(stop_pause)> on_request(request, stop_pause);
     try {
-        co_await pause(duration).with_stop_token(runtime::StopToken(either));
+        auto nap = pause(duration).with_stop_token(runtime::StopToken(either)); // named (GCC PR 100611)
+        co_await nap;
     } catch (const runtime::OperationCancelled&) {
         if (!shutdown.stop_requested()) {
             throw; // the request's own cancellation

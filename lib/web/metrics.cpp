@@ -60,16 +60,6 @@ std::size_t status_class(int status) noexcept {
     return static_cast<std::size_t>(std::clamp(status / 100, 1, 5) - 1);
 }
 
-int status_of(const std::exception_ptr& error) noexcept {
-    try {
-        std::rethrow_exception(error);
-    } catch (const HttpError& e) {
-        return e.status();
-    } catch (...) { // not an HttpError: the App answers 500
-        return 500;
-    }
-}
-
 /// The whole of a small /proc file (empty when it cannot be read).
 std::string read_proc(const char* path) {
     std::string text;
@@ -800,7 +790,7 @@ runtime::Task<> MetricsMiddleware::operator()(Context& c, Next next) const {
     } catch (...) {
         error = std::current_exception();
     }
-    const int status = error ? detail::status_of(error) : c.status();
+    const int status = error ? error_status(error) : c.status(); // what the App will answer
     state_->record(c.method(), status, c.route(), runtime::CycleClock::now() - start);
     if (error) {
         std::rethrow_exception(error);

@@ -275,16 +275,6 @@ StdoutLog& stdout_log() {
     return log;
 }
 
-int status_of(const std::exception_ptr& error) noexcept {
-    try {
-        std::rethrow_exception(error);
-    } catch (const HttpError& e) {
-        return e.status();
-    } catch (...) { // not an HttpError: the boundary answers 500 (and logs it)
-        return 500;
-    }
-}
-
 } // namespace
 
 Logger logger(LoggerOptions options) {
@@ -308,7 +298,7 @@ runtime::Task<> Logger::operator()(Context& c, Next next) const {
         emit(c, c.status(), start);
         co_return;
     }
-    emit(c, status_of(error), start);
+    emit(c, error_status(error), start); // what the boundary will answer
     std::rethrow_exception(error);
 }
 
@@ -455,6 +445,12 @@ void Recover::handle(Context& c, const std::exception_ptr& error) const noexcept
             text = e.what();
             message = text;
             log = status >= 500 || options_.log_client_errors;
+        } catch (const runtime::OperationCancelled& e) {
+            // An abandoned request's co_await said so: expected (error_status()).
+            status = 503;
+            message = "request cancelled";
+            text = e.what();
+            log = c.app().options().server.log_all_errors;
         } catch (const std::exception& e) {
             text = e.what();
         } catch (...) {

@@ -61,7 +61,7 @@ public:
     /// its conversion), checked at run time. Not arrays: a literal stays checked when compiled.
     template <class T>
         requires(std::is_convertible_v<const T&, std::string_view> && !std::is_array_v<T> &&
-                 !std::is_same_v<T, FieldName>) // a copy keeps literal()
+                 !std::is_base_of_v<FieldName, T>) // a copy from a derived class keeps literal()
     FieldName(const T& name) : FieldName(std::string_view(name)) {} // NOLINT(google-explicit-constructor)
     [[nodiscard]] constexpr std::string_view view() const noexcept { return name_; }
     constexpr operator std::string_view() const noexcept { return name_; } // NOLINT(google-explicit-constructor)

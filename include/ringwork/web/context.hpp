@@ -361,7 +361,7 @@ public:
     [[nodiscard]] runtime::StopToken shutdown_token() const noexcept { return x_->shutdown_token(); }
     /// Sleep `duration` on the reactor's timer wheel, or less: false, at once, when a graceful
     /// shutdown begins (before the call or during the pause), true after the whole pause. The
-    /// request's own cancellation (client gone, timeout middleware, grace cut) throws
+    /// request's own cancellation (client gone, timeout middleware) throws
     /// runtime::OperationCancelled as any awaited operation does. For event streams and long
     /// polls: `if (!co_await c.sleep_for(1s)) co_return;` lets a drain finish at once.
     runtime::Task<bool> sleep_for(std::chrono::milliseconds duration);

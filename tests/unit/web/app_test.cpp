@@ -505,6 +505,17 @@ TEST_CASE("Context::sleep_for: true after the pause, false at once when a shutdo
         logged.emplace_back(line);
     };
     App app(o);
+    // The access log records what is answered; recover (when used) answers the same.
+    std::vector<std::string> access;
+    ringwork::web::mw::LoggerOptions lo;
+    lo.format = ringwork::web::mw::LogFormat::json;
+    lo.sink = [&](std::string_view line) {
+        const std::lock_guard lock(log_mutex);
+        access.emplace_back(line);
+    };
+    app.use(ringwork::web::mw::logger(lo));
+    SUBCASE("the App's boundary") {}
+    SUBCASE("under mw::recover") { app.use(ringwork::web::mw::recover()); }
     std::atomic<int> cancelled{0};
     app.get("/short", [](Context& c) -> Task<> { c.text((co_await c.sleep_for(10ms)) ? "slept" : "woken"); });
     app.get("/poll", [](Context& c) -> Task<> { c.text((co_await c.sleep_for(30s)) ? "timed out" : "shutting down"); });
@@ -549,7 +560,11 @@ TEST_CASE("Context::sleep_for: true after the pause, false at once when a shutdo
     const std::lock_guard lock(log_mutex);
     for (const std::string& line : logged) {
         CHECK(line.find("handler failed") == std::string::npos);
+        CHECK(line.find("recovered") == std::string::npos);
     }
+    CHECK(std::count_if(access.begin(), access.end(), [](const std::string& l) {
+              return l.find("/reset") != std::string::npos && l.find(R"("status":503)") != std::string::npos;
+          }) == 1);
 }
 
 namespace json_binding {
